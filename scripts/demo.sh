@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The main job: the lang_only experiment on the microcosm (builds the microcosm and its base first if absent).
+# Usage: bash scripts/demo.sh [extra papermill -p NAME VALUE args]
+source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
+mkdir -p runs
+papermill nbs/train.ipynb runs/lang_only.ipynb -p recipe lang_only --cwd nbs "$@"
+echo "[demo] results: runs/lang_only/ (metrics.json, predictions.jsonl, tokens.json, checkpoint/); executed notebook: runs/lang_only.ipynb"
