@@ -172,7 +172,7 @@ def encode_conversation(conversations, tokenizer, template="v1", n_image_tokens:
                         record_id=None) -> dict:
     "`{'input_ids', 'labels'}` for a LLaVA conversation; labels are -100 except answers and their `</s>`."
     t, rid = get_template(template), record_id if record_id is not None else "<no id>"
-    segs = render_segments(conversations, t, eos=tokenizer.eos_token, record_id=rid)
+    segs = render_segments(conversations, t, eos=tokenizer.eos_token or "", record_id=rid)
     pieces = _piece_ids(tokenizer, segs, rid, t.name)
     img_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
     ids, labels = [], []
