@@ -88,6 +88,7 @@ def test_save_reload_plain_and_pipeline(tmp_path, tiny, batch, img):
     assert torch.equal(_logits(plain, b2), _logits(model, batch))
     m3, p3 = load_model(d)
     assert torch.equal(_logits(m3, batch), _logits(model, batch))
+    assert load_model(d, dtype="bfloat16")[0].dtype == torch.bfloat16
     save_model(m3, p3, d)  # overwrite in place works
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]
 
