@@ -222,6 +222,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'mmkit.train._LedgerAndLog.on_log': ('train.html#_ledgerandlog.on_log', 'mmkit/train.py'),
                              'mmkit.train._LedgerAndLog.on_save': ('train.html#_ledgerandlog.on_save', 'mmkit/train.py'),
                              'mmkit.train._check_writable': ('train.html#_check_writable', 'mmkit/train.py'),
+                             'mmkit.train._truncate_log': ('train.html#_truncate_log', 'mmkit/train.py'),
                              'mmkit.train.base_key': ('train.html#base_key', 'mmkit/train.py'),
                              'mmkit.train.base_path': ('train.html#base_path', 'mmkit/train.py'),
                              'mmkit.train.bf16_available': ('train.html#bf16_available', 'mmkit/train.py'),
