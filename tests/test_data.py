@@ -306,3 +306,28 @@ def test_mixed_and_text_only_batches_run_through_llava(llava_dir, processor):
         assert torch.isfinite(out.loss)
     out = model(**text); out.loss.backward()
     assert all(p.grad is None for p in model.model.multi_modal_projector.parameters())  # why DDP needs find_unused_parameters
+
+
+@pytest.mark.parametrize("R", [2, 3])
+def test_accelerate_sharding_matches_num_replicas(R):
+    """Through accelerate's real BatchSamplerShard (what Trainer + accelerator.prepare does with R processes), each
+    process gets exactly the batches of our `num_replicas=R, rank=r` slicing — so estimate_tokens(num_replicas=R) holds."""
+    from accelerate.data_loader import BatchSamplerShard
+    lengths = np.random.default_rng(1).integers(5, 200, 101)
+    mods = ["language"] * 77 + ["vision"] * 24
+    for seed in range(6):                # with a `batch_size` attribute, seeds 1, 4, 5 would lose samples at R=2
+        s = ModalityLengthGroupedSampler(lengths, mods, 4, seed=seed)
+        assert any(len(b) < 4 for b in s)                                    # short batches in the stream
+        for r in range(R):
+            shard = list(BatchSamplerShard(s, num_processes=R, process_index=r, split_batches=False, even_batches=True))
+            assert shard == list(ModalityLengthGroupedSampler(lengths, mods, 4, seed=seed, num_replicas=R, rank=r))
+            assert all(len({mods[i] for i in b}) == 1 for b in shard)
+
+
+def test_encode_stage1_records_without_source(processor):
+    from mmkit.tasks import stage1_captions
+    caps = stage1_captions(seed=0, n=4)
+    enc = encode(caps, processor, template="plain")
+    assert set(enc["modality"]) == {"vision"} and all(enc["source"]) and enc["n_image_tokens"] == [64] * 4
+    est = estimate_tokens(enc, processor, batch_size=2)
+    assert est.totals()["image_tokens"] == 4 * 64
