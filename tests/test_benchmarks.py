@@ -207,3 +207,36 @@ def test_bad_inputs_raise_one_line_errors_naming_dataset_and_item(tmp_path):
     with pytest.raises(MMKitError, match="unknown benchmark"):
         load_benchmark("mmlu", tmp_path)
     for e in [BenchmarkError("x")]: assert isinstance(e, ValueError)
+
+
+def test_export_lm_eval_writes_parseable_tasks_over_local_json(tmp_path):
+    "lm-eval is not installed: check the YAML parses, points at existing files, and the docs carry the right fields."
+    from mmkit import tasks
+    from mmkit.benchmarks import export_lm_eval
+    from mmkit.model import generation_prompt
+    paths = export_lm_eval(tmp_path/"lm", n=5)
+    assert [p.name for p in paths] == [f"mmkit_{s}.yaml" for s in tasks.LANGUAGE_SUITES]
+    group = yaml.safe_load((tmp_path/"lm"/"_mmkit.yaml").read_text())
+    assert group["group"] == "mmkit" and group["task"] == [f"mmkit_{s}" for s in tasks.LANGUAGE_SUITES]
+    for s, p in zip(tasks.LANGUAGE_SUITES, paths):
+        cfg = yaml.safe_load(p.read_text())
+        assert cfg["task"] == f"mmkit_{s}" and cfg["output_type"] == "multiple_choice" and cfg["dataset_path"] == "json"
+        assert cfg["doc_to_text"] == "{{query}}" and cfg["doc_to_choice"] == "choices" and cfg["doc_to_target"] == "gold"
+        assert cfg["target_delimiter"] == "" and {m["metric"] for m in cfg["metric_list"]} == {"acc", "acc_norm"}
+        data = Path(cfg["dataset_kwargs"]["data_files"][cfg["test_split"]])
+        assert data.is_absolute() and data.is_file()
+        docs = [json.loads(l) for l in data.read_text().splitlines()]
+        items = list(tasks.heldout(s, n=5))
+        assert len(docs) == 5 == cfg["metadata"]["n_docs"]
+        for d, it in zip(docs, items):
+            assert d["id"] == it["id"] and d["query"] == generation_prompt(it["question"], has_image=False)
+            assert d["query"].endswith('The best answer is "')
+            if it["answer_type"] == "letter": assert d["choices"] == it["choices"] and "ABCDEFGH"[d["gold"]] == it["answer"]
+            else: assert d["choices"] == ["yes", "no"] and d["choices"][d["gold"]] == it["answer"]
+    # real-benchmark items can be exported too; image items and short answers are refused with a clear error
+    export_lm_eval(tmp_path/"lm2", items={"boolq": [dict(id="b1", dataset="boolq", image=None, question="Q?", choices=[],
+                                                       answer="no", answer_type="yesno")]})
+    assert yaml.safe_load((tmp_path/"lm2"/"mmkit_boolq.yaml").read_text())["task"] == "mmkit_boolq"
+    with pytest.raises(MMKitError, match=r"gqa: item 'g1': short-answer"):
+        export_lm_eval(tmp_path/"lm3", items={"gqa": [dict(id="g1", dataset="gqa", image=None, question="Q?", choices=[],
+                                                         answer="red", answer_type="short")]})
