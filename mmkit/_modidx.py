@@ -328,6 +328,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'mmkit.train.gate1': ('train.html#gate1', 'mmkit/train.py'),
                              'mmkit.train.greedy': ('train.html#greedy', 'mmkit/train.py'),
                              'mmkit.train.knowledge_probes': ('train.html#knowledge_probes', 'mmkit/train.py'),
+                             'mmkit.train.last_complete_checkpoint': ('train.html#last_complete_checkpoint', 'mmkit/train.py'),
                              'mmkit.train.lm_blocks': ('train.html#lm_blocks', 'mmkit/train.py'),
                              'mmkit.train.parse_description': ('train.html#parse_description', 'mmkit/train.py'),
                              'mmkit.train.perplexity': ('train.html#perplexity', 'mmkit/train.py'),
