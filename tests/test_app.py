@@ -142,7 +142,38 @@ def test_compare_matches_direct_generation(client, site, direct):
         assert r["error"] is None and r["answer"] == direct[k, PROMPTS[0]]
         assert r["prompt_tokens"] > r["image_tokens"] == 64 and 0 < r["generated_tokens"] <= MAX_NEW and r["latency_s"] > 0
         assert chat[-2]["role"] == "user" and chat[-1]["role"] == "assistant"
-    assert len({r["answer"] for r in results}) > 1 or True   # random tiny models may agree; equality with direct is the check
+    # the endpoint streams: several partial updates before the final one
+    from gradio_client import handle_file
+    job = client.submit(handle_file(str(site["image"])), PROMPTS[0], MAX_NEW, True, 0.7, "", 3, *ids3(site), None, [], [], [], [],
+                        api_name="/compare")
+    final = job.result(timeout=120)
+    assert len(job.outputs()) > 3 and [r["answer"] for r in final[-1]] == [r["answer"] for r in results]
+    # a second turn: each column continues its own chat (Vicuna v1, multi-turn), like a direct generate on that prompt
+    from gradio_client import handle_file
+    m = site["models"]
+    out2 = client.predict(handle_file(str(site["image"])), PROMPTS[1], MAX_NEW, True, 0.7, "", 3, m["base"], m["lang"], m["vis"], None,
+                          *chats[:3], [], api_name="/compare")
+    for r, r1, k in zip(out2[-1], results, ["base", "lang", "vis"]):
+        from mmkit.model import TEMPLATES
+        t = TEMPLATES["v1"]
+        prompt = (f"{t.system}USER: <image>\n{PROMPTS[0]} ASSISTANT: {r1['answer']}</s>USER: {PROMPTS[1]} ASSISTANT:")
+        assert r["error"] is None and r["answer"] == _direct_answer(m[k], prompt, site["image"])
+        assert r["prompt_tokens"] > r1["prompt_tokens"]
+    assert [len(c) for c in out2[:3]] == [4, 4, 4]
+
+
+def ids3(site):
+    return [site["models"][k] for k in ("base", "lang", "vis")]
+
+
+def _direct_answer(path, prompt, image):
+    import torch
+    from mmkit.model import load_image, load_model
+    model, p = load_model(path)
+    enc = p(text=[prompt], images=[load_image(image)], return_tensors="pt")
+    with torch.no_grad():
+        g = model.eval().generate(**enc, max_new_tokens=MAX_NEW, do_sample=False, num_beams=1, pad_token_id=p.tokenizer.pad_token_id)
+    return p.tokenizer.decode(g[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
 
 
 def test_heldout_matches_evaluate(client, site):
