@@ -1,0 +1,76 @@
+"""Experiment notebooks through papermill: train.ipynb makes a complete run and reuses it, a bad parameter fails in the
+first cells with the kit's error and leaves no run folder, report.ipynb reports a folder of runs (one broken)."""
+import json, subprocess, sys
+from pathlib import Path
+
+import papermill as pm
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NBS = ROOT/"nbs"
+SMALL = dict(recipe="lang_only", size="test", scale="test", budget=16, eval_n=2)
+
+def _run(nb, out, **params):
+    return pm.execute_notebook(str(NBS/nb), str(out), parameters=params, kernel_name="python3", cwd=str(NBS),
+                               progress_bar=False, log_output=False)
+
+def _text(nb_path) -> str:
+    nb = json.loads(Path(nb_path).read_text())
+    return "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
+
+@pytest.fixture(scope="module")
+def tiny_base():
+    from mmkit.train import build_base
+    return build_base(size="test", scale="test")
+
+def test_notebooks_have_parameters_cells():
+    for name in ["pretrain", "train", "sweep", "report"]:
+        nb = json.loads((NBS/f"{name}.ipynb").read_text())
+        code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+        assert "parameters" in code[0]["metadata"].get("tags", []), name
+        assert nb["metadata"]["kernelspec"]["name"] == "python3"
+
+def test_train_notebook_runs_then_reuses(tiny_base, tmp_path):
+    runs = tmp_path/"runs"
+    # the README's command line, with small parameters
+    cmd = [str(Path(sys.executable).with_name("papermill")), "nbs/train.ipynb", str(tmp_path/"a.ipynb"), "--cwd", "nbs",
+           "-p", "runs_dir", str(runs), "-k", "python3"] + [x for k, v in SMALL.items() for x in ("-p", k, str(v))]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = runs/"lang_only-b16-test-test-n2"
+    assert (run/"metrics.json").is_file() and (run/"checkpoint"/"model.safetensors").is_file()
+    assert f"results: {run}" in _text(tmp_path/"a.ipynb")
+    t0 = (run/"checkpoint"/"model.safetensors").stat().st_mtime_ns
+    _run("train.ipynb", tmp_path/"b.ipynb", runs_dir=str(runs), **SMALL)
+    assert "[runs] reused" in _text(tmp_path/"b.ipynb")
+    assert (run/"checkpoint"/"model.safetensors").stat().st_mtime_ns == t0
+    _run("train.ipynb", tmp_path/"c.ipynb", runs_dir=str(runs), force=True, **SMALL)
+    assert "[runs] force" in _text(tmp_path/"c.ipynb") and (run/"checkpoint"/"model.safetensors").stat().st_mtime_ns != t0
+    assert (run/"metrics.json").is_file()
+
+def test_train_notebook_bad_parameter_fails_early(tmp_path):
+    runs = tmp_path/"runs"
+    with pytest.raises(pm.PapermillExecutionError) as e:
+        _run("train.ipynb", tmp_path/"bad.ipynb", runs_dir=str(runs), **{**SMALL, "recipe": "lang_onyl"})
+    assert "unknown recipe 'lang_onyl'" in e.value.evalue and e.value.ename == "DataError"
+    nb = json.loads((tmp_path/"bad.ipynb").read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    failing = [i for i, c in enumerate(code) if any(o["output_type"] == "error" for o in c.get("outputs", []))]
+    assert len(failing) == 1 and failing[0] == 2                       # parameters, injected parameters, validation
+    assert "check_params" in "".join(code[2]["source"])
+    assert not runs.exists()                                            # nothing written
+
+def test_report_notebook(tiny_base, tmp_path):
+    from mmkit.runs import run_experiment
+    runs = tmp_path/"runs"
+    for recipe in ["base", "lang_only", "vis_only"]:
+        run_experiment(recipe, runs_dir=runs, size="test", scale="test", eval_n=2, budget=None if recipe == "base" else 8)
+    bad = runs/"corrupt"; bad.mkdir(); (bad/"metrics.json").write_text("{")
+    _run("report.ipynb", tmp_path/"report.ipynb", runs_dir=str(runs))
+    out = runs/"report"
+    assert {"results.md", "results.csv", "fig_per_dataset.html", "fig_score_vs_tokens.html", "fig_sweep.html"} <= {p.name for p in out.iterdir()}
+    nb = json.loads((tmp_path/"report.ipynb").read_text())
+    html = "".join("".join(o.get("data", {}).get("text/html", "")) for c in nb["cells"] for o in c.get("outputs", []))
+    assert "lang_only" in html and "vis_only" in html and "broken" in html
+    plots = [o for c in nb["cells"] for o in c.get("outputs", []) if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    assert len(plots) == 3

@@ -1,0 +1,58 @@
+"""report + CLI: `mmkit train` with small parameters makes a run, `mmkit report` writes the table and figures from a
+folder of small runs; a corrupt metrics.json is listed as broken, not crashing the report."""
+import json, os, subprocess, sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mmkit import report
+from mmkit.runs import run_experiment
+
+SMALL = dict(size="test", scale="test", budget=16, eval_n=2)
+MMKIT = str(Path(sys.executable).with_name("mmkit"))
+
+@pytest.fixture(scope="module")
+def runs3(tmp_path_factory):
+    "A runs folder with 3 small complete runs (base, lang_only via the CLI, mix:0.5) and one broken run."
+    from mmkit.train import build_base
+    build_base(size="test", scale="test")
+    root = tmp_path_factory.mktemp("runs")
+    r = subprocess.run([MMKIT, "train", "--recipe", "lang_only", "--size", "test", "--scale", "test", "--budget", "16",
+                        "--eval-n", "2", "--runs-dir", str(root)], capture_output=True, text=True, env=os.environ, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "lang_only-b16-test-test-n2: language" in r.stdout and (root/"lang_only-b16-test-test-n2"/"metrics.json").is_file()
+    run_experiment("base", runs_dir=root, size="test", scale="test", eval_n=2)
+    run_experiment("mix:0.5", runs_dir=root, **SMALL)
+    broken = root/"broken-run"; broken.mkdir()
+    (broken/"config.json").write_text(json.dumps(dict(params=dict(recipe="vis_only", seed=0))))
+    (broken/"metrics.json").write_text('{"datasets": {"pope": {"acc": 0.')
+    return root
+
+def test_results_frame_and_table(runs3):
+    df = report.results_frame(runs3)
+    assert sorted(df.recipe) == ["base", "lang_only", "mix:0.5"]
+    row = df.set_index("recipe").loc["mix:0.5"]
+    assert row.tokens_text > 0 and row.tokens_image > 0 and row.tokens_total == row.tokens_text + row.tokens_image
+    t = report.results_table(df)
+    assert list(t.index) == ["base", "lang_only", "mix:0.5"] and t.loc["base", "image tokens"] == "0"
+    assert {"boolq", "scienceqa", "language avg", "vision avg", "overall avg", "text tokens", "image tokens"} <= set(t.columns)
+
+def test_cli_report_writes_table_and_figures(runs3, tmp_path):
+    out = tmp_path/"rep"
+    r = subprocess.run([MMKIT, "report", "--runs-dir", str(runs3), "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "broken run broken-run" in r.stdout
+    for f in ["results.md", "results.csv", "runs.csv", "fig_per_dataset.html", "fig_score_vs_tokens.html", "fig_sweep.html", "plotly.min.js"]:
+        assert (out/f).is_file() and (out/f).stat().st_size > 0, f
+    md = (out/"results.md").read_text()
+    assert "| lang_only |" in md and "| broken-run | vis_only | 0 | broken |" in md
+    assert list(pd.read_csv(out/"results.csv", index_col=0).index) == ["base", "lang_only", "mix:0.5"]
+    assert "mix:0.5" in (out/"fig_sweep.html").read_text()
+
+def test_cli_errors_are_one_line(tmp_path):
+    r = subprocess.run([MMKIT, "train", "--recipe", "nope", "--runs-dir", str(tmp_path/"runs")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.startswith("mmkit: error:") and "unknown recipe 'nope'" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path/"runs").exists()
+    r = subprocess.run([MMKIT, "runs", "--runs-dir", str(tmp_path), "--json"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and json.loads(r.stdout) == []

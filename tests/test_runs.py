@@ -1,0 +1,96 @@
+"""runs: run_experiment writes a complete run folder, reuses it, redoes it on force, resumes an interrupted one, and
+fails cleanly (bad parameters before any folder; a failure inside leaves failed.json, never a half-written file)."""
+import json
+
+import pytest
+
+from mmkit.config import MMKitError
+from mmkit.runs import check_params, list_runs, newest_run, read_run, run_experiment
+
+SMALL = dict(size="test", scale="test", budget=16, eval_n=2)
+
+@pytest.fixture(scope="session")
+def tiny_base():
+    "The test-size base (built once per session; shared with other test files through the session's cache dir)."
+    from mmkit.train import build_base
+    return build_base(size="test", scale="test")
+
+def _mtime(run): return (run/"checkpoint"/"model.safetensors").stat().st_mtime_ns
+
+def test_complete_run_reuse_and_force(tiny_base, tmp_path, capsys):
+    run = run_experiment("lang_only", runs_dir=tmp_path, **SMALL)
+    assert run == tmp_path/"lang_only-b16-test-test-n2"
+    for f in ["config.json", "tokens.json", "loss.jsonl", "predictions.jsonl", "metrics.json", "checkpoint/config.json"]:
+        assert (run/f).exists(), f
+    assert not (run/"trainer").exists() and not (run/"failed.json").exists()
+    assert not [p for p in run.rglob("*.tmp")]
+    cfg = json.loads((run/"config.json").read_text())
+    assert cfg["params"]["recipe"] == "lang_only" and cfg["params"]["budget"] == 16 and len(cfg["example_ids"]) == 16
+    assert cfg["base_path"] == str(tiny_base) and cfg["env"]["torch"] and "git_commit" in cfg["env"]
+    m = json.loads((run/"metrics.json").read_text())
+    tokens = json.loads((run/"tokens.json").read_text())["totals"]
+    assert m["training_tokens"] == dict(text=tokens["text_tokens"], image=0, total=tokens["text_tokens"]) and tokens["text_tokens"] > 0
+    assert set(m["datasets"]) == {"boolq", "openbookqa", "race", "hellaswag", "pope", "gqa", "ai2d", "realworldqa", "scienceqa"}
+    assert all(d["n"] == 2 for d in m["datasets"].values()) and 0 <= m["overall_avg"] <= 1
+    assert len((run/"predictions.jsonl").read_text().splitlines()) == 18
+    t0 = _mtime(run); capsys.readouterr()
+    assert run_experiment("lang_only", runs_dir=tmp_path, **SMALL) == run
+    assert "reused" in capsys.readouterr().out and _mtime(run) == t0          # not retrained
+    run_experiment("lang_only", runs_dir=tmp_path, force=True, **SMALL)
+    assert _mtime(run) != t0 and read_run(run)["status"] == "complete"
+    assert newest_run("lang_only", tmp_path)["path"] == run
+
+def test_base_recipe_evaluates_the_base(tiny_base, tmp_path):
+    run = run_experiment("base", runs_dir=tmp_path, size="test", scale="test", eval_n=2)
+    r = read_run(run)
+    assert r["status"] == "complete" and r["checkpoint"] == tiny_base and not (run/"checkpoint").exists()
+    assert r["metrics"]["training_tokens"] == dict(text=0, image=0, total=0)
+
+def test_bad_parameter_fails_before_any_folder(tmp_path):
+    with pytest.raises(MMKitError, match="unknown recipe 'lang_onyl'"):
+        run_experiment("lang_onyl", runs_dir=tmp_path/"runs", **SMALL)
+    with pytest.raises(MMKitError, match="budget"):
+        run_experiment("lang_only", runs_dir=tmp_path/"runs", **{**SMALL, "budget": -3})
+    with pytest.raises(MMKitError, match="needs .* examples but the pool has only"):   # budget larger than the test pools
+        run_experiment("vis_only", runs_dir=tmp_path/"runs", **{**SMALL, "budget": 100_000})
+    assert not (tmp_path/"runs").exists()
+
+def test_bad_base_fails_before_any_folder(tmp_path):
+    bad = tmp_path/"not_llava"; bad.mkdir(); (bad/"config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(MMKitError):
+        run_experiment("lang_only", runs_dir=tmp_path/"runs", base=str(bad), **SMALL)
+    with pytest.raises(MMKitError, match="does not exist"):
+        run_experiment("lang_only", runs_dir=tmp_path/"runs", base=str(tmp_path/"nowhere"), **SMALL)
+    assert not (tmp_path/"runs").exists()
+
+def test_interrupted_failed_and_broken_runs(tiny_base, tmp_path, capsys):
+    run = run_experiment("vis_only", runs_dir=tmp_path, **SMALL)
+    t0 = _mtime(run)
+    (run/"metrics.json").unlink()                                    # crashed during evaluation
+    assert read_run(run)["status"] == "incomplete"
+    run_experiment("vis_only", runs_dir=tmp_path, **SMALL)
+    assert "training already done" in capsys.readouterr().out and _mtime(run) == t0
+    m = json.loads((run/"metrics.json").read_text()); assert m["training_tokens"]["image"] > 0
+    # a failure inside (the checkpoint became unreadable): failed.json with the error, no metrics, no temp files
+    good = (run/"checkpoint"/"config.json").read_text()
+    (run/"metrics.json").unlink(); (run/"checkpoint"/"config.json").write_text("{not json")
+    with pytest.raises(MMKitError, match="config.json"):
+        run_experiment("vis_only", runs_dir=tmp_path, **SMALL)
+    r = read_run(run)
+    assert r["status"] == "incomplete" and "config.json" in r["error"] and not (run/"metrics.json").exists()
+    assert not [p for p in run.rglob("*.tmp")]
+    (run/"checkpoint"/"config.json").write_text(good)
+    # a corrupt metrics.json: listed as broken (not crashing), repaired by evaluating again without retraining
+    run_experiment("vis_only", runs_dir=tmp_path, **SMALL)
+    assert not (run/"failed.json").exists()
+    (run/"metrics.json").write_text('{"datasets": {"boolq": ')
+    r = {x["name"]: x for x in list_runs(tmp_path)}[run.name]
+    assert r["status"] == "broken" and "invalid JSON" in r["error"]
+    run_experiment("vis_only", runs_dir=tmp_path, **SMALL)
+    assert read_run(run)["status"] == "complete" and _mtime(run) == t0
+    with pytest.raises(MMKitError, match="other parameters"):       # same folder, other parameters: refused
+        run_experiment("vis_only", runs_dir=tmp_path, run_name=run.name, **{**SMALL, "budget": 8})
+
+def test_check_params_normalizes():
+    p = check_params("mix:0.5", budget=8.0, lora=True, suites="pope,gqa")
+    assert p["budget"] == 8 and p["lora"]["r"] > 0 and p["suites"] == ["pope", "gqa"] and check_params(**p) == p
