@@ -1,0 +1,133 @@
+"""Training stages on the real tiny LLaVA: losses fall, frozen parts stay bit-identical, resume, determinism, DDP."""
+import json, os, shutil, signal, subprocess, sys, time
+from pathlib import Path
+import pytest, torch
+from safetensors.torch import load_file
+from mmkit.config import MMKitError
+from mmkit.model import build_tiny_llava, load_model, train_tokenizer
+from mmkit import tasks, data as mdata
+from mmkit.train import train_stage0, train_stage1, train_stage2, lm_blocks, base_path, build_base
+
+ROOT = Path(__file__).resolve().parent.parent
+
+def _part(model, prefix):
+    return {n: p.detach().clone() for n, p in model.named_parameters() if prefix in n}
+
+def _same(a, b): return all(torch.equal(a[k], b[k]) for k in a) and a.keys() == b.keys()
+
+@pytest.fixture(scope="module")
+def micro():
+    return tasks.microcosm(scale="test")
+
+@pytest.fixture(scope="module")
+def fresh(micro):
+    tok = train_tokenizer(list(micro["corpus"]) + [t["value"] for c in micro["pools"]["conversations"] for t in c], vocab_size=500)
+    return tok
+
+@torch.no_grad()
+def _lm_loss(model, batch): return model(**batch).loss.item()
+
+@pytest.fixture(scope="module")
+def stage0(tmp_path_factory, micro, fresh):
+    "A test-size model before and after a short stage 0 (shared by the stage-0 and stage-1 tests)."
+    model, proc = build_tiny_llava(fresh, "test")
+    x = torch.tensor(lm_blocks(micro["corpus"][:40], fresh, 64)["input_ids"][:8])
+    before = dict(loss=_lm_loss(model, dict(input_ids=x, labels=x)), rest=_part(model, "vision_tower") | _part(model, "multi_modal_projector"))
+    out = tmp_path_factory.mktemp("stage0")
+    model = train_stage0(model, proc, micro["corpus"], out, block_size=64, epochs=1, max_steps=30, lr=1e-2, batch_size=16)
+    return dict(model=model, proc=proc, x=x, before=before, out=out)
+
+def test_stage0_lowers_loss_and_trains_only_the_language_model(stage0):
+    model, x = stage0["model"], stage0["x"]
+    assert _lm_loss(model, dict(input_ids=x, labels=x)) < stage0["before"]["loss"] - 0.5
+    assert _same(stage0["before"]["rest"], _part(model, "vision_tower") | _part(model, "multi_modal_projector"))
+    assert (stage0["out"]/"loss.jsonl").is_file()
+
+def test_stage1_lowers_loss_and_leaves_the_llm_bit_identical(tmp_path, micro, stage0):
+    import copy
+    model, proc = copy.deepcopy(stage0["model"]), stage0["proc"]
+    caps = micro["captions"]
+    enc = mdata.encode(caps.select(range(8)), proc, template="plain")
+    batch = mdata.Collator(proc, return_counts=False)([enc[i] for i in range(8)])
+    before, llm = _lm_loss(model, batch), _part(model, "language_model") | _part(model, "lm_head")
+    model = train_stage1(model, proc, caps, tmp_path, epochs=2, lr=1e-2, batch_size=8)
+    assert _lm_loss(model, batch) < before - 0.1
+    assert _same(llm, _part(model, "language_model") | _part(model, "lm_head"))
+    tokens = json.loads((tmp_path/"tokens.json").read_text())
+    assert tokens["totals"]["image_tokens"] == 2 * len(caps) * 64
+
+def test_stage2_lowers_loss_and_leaves_the_vision_tower_bit_identical(tmp_path, test_base):
+    res = train_stage2("mlan", tmp_path/"run", base=test_base, budget=48, scale="test", size="test", epochs=2, lr=5e-3, batch_size=8)
+    base = load_file(Path(test_base)/"model.safetensors")
+    tuned = load_file(Path(res["checkpoint"])/"model.safetensors")
+    vis = [k for k in base if "vision_tower" in k]
+    assert vis and all(torch.equal(base[k], tuned[k]) for k in vis)
+    assert any(not torch.equal(base[k], tuned[k]) for k in base if "language_model" in k)
+    losses = [json.loads(l)["loss"] for l in (tmp_path/"run"/"loss.jsonl").read_text().splitlines() if '"loss"' in l]
+    assert losses[-1] < losses[0]
+    tok = json.loads((tmp_path/"run"/"tokens.json").read_text())
+    assert tok["totals"]["examples"] == 2 * 48 and set(tok["by_modality"]) == {"language", "vision"}
+    assert not (tmp_path/"run"/"trainer").exists()   # Trainer checkpoints are removed once the run is complete
+
+def test_same_seed_same_losses(tmp_path, test_base):
+    logs = []
+    for name in "ab":
+        train_stage2("mlan_50", tmp_path/name, base=test_base, budget=32, scale="test", size="test", epochs=1, batch_size=4, logging_steps=1)
+        logs.append([json.loads(l).get("loss") for l in (tmp_path/name/"loss.jsonl").read_text().splitlines()])
+    assert logs[0] == logs[1] and len([l for l in logs[0] if l is not None]) >= 4
+
+_RUN = """
+import sys
+from mmkit.train import train_stage2
+train_stage2("mlan_50", sys.argv[1], base=sys.argv[2], budget=64, scale="test", size="test", epochs=2, batch_size=2,
+             save_steps=4, logging_steps=1, seed=3)
+"""
+
+def test_killed_run_resumes_to_the_same_weights(tmp_path, test_base):
+    env = dict(os.environ)
+    ref, cut = tmp_path/"ref", tmp_path/"cut"
+    subprocess.run([sys.executable, "-c", _RUN, str(ref), str(test_base)], check=True, env=env, capture_output=True)
+    p = subprocess.Popen([sys.executable, "-c", _RUN, str(cut), str(test_base)], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (cut/"trainer"/"checkpoint-12").is_dir() and p.poll() is None and time.time() < deadline: time.sleep(0.01)
+    p.send_signal(signal.SIGKILL); p.wait()
+    assert p.returncode == -signal.SIGKILL, "the run finished before it could be interrupted"
+    assert not (cut/"checkpoint").exists()
+    r = subprocess.run([sys.executable, "-c", _RUN, str(cut), str(test_base)], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "resuming from" in r.stdout
+    a, b = load_file(ref/"checkpoint"/"model.safetensors"), load_file(cut/"checkpoint"/"model.safetensors")
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    ta, tb = (json.loads((d/"tokens.json").read_text()) for d in (ref, cut))
+    assert ta == tb
+    la = [json.loads(l)["step"] for l in (ref/"loss.jsonl").read_text().splitlines()]
+    lb = [json.loads(l)["step"] for l in (cut/"loss.jsonl").read_text().splitlines()]
+    assert la == lb
+
+@pytest.mark.slow
+def test_two_process_stage2_stays_in_sync(tmp_path, test_base):
+    env = dict(os.environ, ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1")
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+                        str(ROOT/"tests"/"ddp_stage2.py"), str(tmp_path/"ddp"), str(test_base)],
+                       env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rep = json.loads((tmp_path/"ddp"/"ddp_report.json").read_text())
+    assert [x["world_size"] for x in rep] == [2, 2] and [x["rank"] for x in rep] == [0, 1]
+    assert any("language" in x["modalities"] for x in rep) and any("vision" in x["modalities"] for x in rep)
+    assert rep[0]["checksum"] == rep[1]["checksum"] and rep[0]["first"] == rep[1]["first"]
+    tok = json.loads((tmp_path/"ddp"/"tokens.json").read_text())
+    assert tok["totals"]["examples"] >= 48  # both ranks' batches counted (accelerate may repeat a batch to even out)
+
+def test_bad_input_fails_before_training(tmp_path, test_base):
+    with pytest.raises(MMKitError, match="unknown recipe|Unknown recipe|recipe"):
+        train_stage2("no_such_recipe", tmp_path/"r1", base=test_base, scale="test")
+    with pytest.raises(MMKitError, match="zero|budget|empty"):
+        train_stage2("lang_only", tmp_path/"r2", base=test_base, budget=0, scale="test")
+    (tmp_path/"file").write_text("x")
+    with pytest.raises(MMKitError, match="not writable"):
+        train_stage2("lang_only", tmp_path/"file"/"run", base=test_base, budget=8, scale="test")
+    broken = tmp_path/"broken_base"; shutil.copytree(test_base, broken); (broken/"tokenizer.json").unlink()
+    with pytest.raises(MMKitError, match="missing tokenizer.json"):
+        train_stage2("lang_only", tmp_path/"r3", base=broken, budget=8, scale="test")
+    for d in ("r1", "r2", "r3"): assert not (tmp_path/d/"trainer").exists()
