@@ -307,6 +307,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'mmkit.tasks.stage1_captions': ('tasks.html#stage1_captions', 'mmkit/tasks.py')},
             'mmkit.train': { 'mmkit.train.MMTrainer': ('train.html#mmtrainer', 'mmkit/train.py'),
                              'mmkit.train.MMTrainer.__init__': ('train.html#mmtrainer.__init__', 'mmkit/train.py'),
+                             'mmkit.train.MMTrainer._load_from_checkpoint': ( 'train.html#mmtrainer._load_from_checkpoint',
+                                                                              'mmkit/train.py'),
                              'mmkit.train.MMTrainer.compute_loss': ('train.html#mmtrainer.compute_loss', 'mmkit/train.py'),
                              'mmkit.train.MMTrainer.gathered_ledger': ('train.html#mmtrainer.gathered_ledger', 'mmkit/train.py'),
                              'mmkit.train.MMTrainer.get_train_dataloader': ('train.html#mmtrainer.get_train_dataloader', 'mmkit/train.py'),
