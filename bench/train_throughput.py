@@ -1,0 +1,118 @@
+"""Stage-2 training throughput: mmkit vs a plain baseline, side by side in one run.
+
+mmkit:    bf16 autocast (where the CPU/GPU has it), modality+length-grouped batches, text-only samples skip the
+          vision tower (no image, no pixel_values).
+baseline: `Trainer` defaults — fp32, random batches (mixed modalities, padded to the longest), and text-only samples
+          given a zero image that runs through the vision tower and is then dropped, as LLaVA's
+          `prepare_inputs_labels_for_multimodal` does.
+
+Both train the same model (the cached microcosm base if built, else a random default-size LLaVA) on the same
+examples of the default `mlan` mix for the same number of steps. Prints tokens/s of each, the ratio, padding fractions,
+and achieved FLOP/s as a fraction of this machine's bf16 matmul peak (measured here, now).
+
+    python bench/train_throughput.py [--examples 512] [--batch-size 16] [--steps 24]
+"""
+import argparse, json, math, os, tempfile, time
+os.environ.setdefault("HF_HUB_OFFLINE", "1"); os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+import torch
+from transformers import Trainer, TrainingArguments
+from mmkit import data as mdata, tasks
+from mmkit.model import build_tiny_llava, load_model, train_tokenizer, apply_policy, image_token_count
+from mmkit.train import MMTrainer, base_path, bf16_available
+
+def matmul_peak(dtype, n=2048, reps=10) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    t = time.perf_counter()
+    for _ in range(reps): a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - t)
+
+def model_flops(model, ledger_totals, n_text_tokens, n_image_samples, seq_len) -> float:
+    "Approximate training FLOPs: 6·N·T for the language model (+ attention), 2·N·T forward-only for the frozen tower."
+    cfg = model.config
+    lm = sum(p.numel() for n, p in model.named_parameters() if "language_model" in n and "embed_tokens" not in n)
+    lm += model.lm_head.weight.numel()
+    vt = sum(p.numel() for n, p in model.named_parameters() if "vision_tower" in n)
+    pr = sum(p.numel() for n, p in model.named_parameters() if "multi_modal_projector" in n)
+    T = ledger_totals["text_tokens"] + ledger_totals["image_tokens"] + ledger_totals["padding_tokens"]
+    L, d = cfg.text_config.num_hidden_layers, cfg.text_config.hidden_size
+    attn = 6 * 2 * L * d * seq_len * T / 2            # QK^T and AV, causal ≈ half, fwd+bwd
+    patches = (cfg.vision_config.image_size // cfg.vision_config.patch_size) ** 2 + 1
+    return 6 * lm * T + attn + 2 * vt * patches * n_image_samples + 6 * pr * ledger_totals["image_tokens"]
+
+class ZeroImageCollator(mdata.Collator):
+    "LLaVA's way: every sample gets an image; text-only samples get a zero image (run through the tower, dropped)."
+    def __call__(self, features):
+        batch = super().__call__(features)
+        size = self.processor.image_processor.crop_size["height"]
+        n_txt = sum(f.get("image") is None for f in features)
+        if n_txt: batch["zero_pixel_values"] = torch.zeros(n_txt, 3, size, size)
+        return batch
+
+class BaselineTrainer(Trainer):
+    ledger = None
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        counts = inputs.pop("token_counts"); self.ledger.add(counts)
+        zeros = inputs.pop("zero_pixel_values", None)
+        loss = super().compute_loss(model, inputs, return_outputs=False, num_items_in_batch=num_items_in_batch)
+        if zeros is not None:   # the vision tower + projector run on the zero images; their output is discarded
+            feats = model.get_image_features(pixel_values=zeros.to(model.device))
+            feats = feats.pooler_output if hasattr(feats, "pooler_output") else feats
+            feats = torch.cat(list(feats)) if isinstance(feats, (list, tuple)) else feats
+            loss = loss + 0.0 * feats.float().sum()
+        return loss
+
+def run(kind, model, ds, processor, steps, batch_size, out):
+    ledger = mdata.TokenLedger()
+    common = dict(output_dir=out, per_device_train_batch_size=batch_size, max_steps=steps, learning_rate=1e-4,
+                  report_to="none", remove_unused_columns=False, save_strategy="no", logging_steps=10**6,
+                  use_cpu=not torch.cuda.is_available(), disable_tqdm=True, seed=0, dataloader_num_workers=0)
+    if kind == "mmkit":
+        args = TrainingArguments(bf16=bf16_available(), **common)
+        tr = MMTrainer(model=model, args=args, train_dataset=ds, data_collator=mdata.Collator(processor), group=True, ledger=ledger)
+    else:
+        args = TrainingArguments(**common)    # Trainer defaults: fp32, random sampler
+        tr = BaselineTrainer(model=model, args=args, train_dataset=ds, data_collator=ZeroImageCollator(processor))
+        tr.ledger = ledger
+    t = time.perf_counter(); tr.train(); dt = time.perf_counter() - t
+    return dt, ledger
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--examples", type=int, default=512); ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=24)
+    a = ap.parse_args()
+    base = base_path(size="default", scale="default")
+    if (base/"base.json").is_file(): model, processor = load_model(base); src = str(base)
+    else:
+        m = tasks.microcosm(scale="default")
+        tok = train_tokenizer(list(m["corpus"]) + [t["value"] for c in m["pools"]["conversations"] for t in c], vocab_size=1500)
+        model, processor = build_tiny_llava(tok, "default"); src = "random default-size model (base not built)"
+    pools = mdata.microcosm_pools(scale="default")
+    mix = mdata.resolve_recipe("mlan", pools, budget=a.examples, seed=0)
+    ds = mdata.encode(mix, processor, template="v1")
+    init = {k: v.clone() for k, v in model.state_dict().items()}
+    peak_bf16, peak_fp32 = matmul_peak(torch.bfloat16), matmul_peak(torch.float32)
+    res = {}
+    for kind in ["baseline", "mmkit"]:
+        model.load_state_dict(init); apply_policy(model, "stage2")
+        with tempfile.TemporaryDirectory() as out: dt, ledger = run(kind, model, ds, processor, a.steps, a.batch_size, out)
+        t = ledger.totals()
+        useful = t["text_tokens"] + t["image_tokens"]
+        n_img = ledger.to_dict()["by_modality"].get("vision", {}).get("examples", 0)
+        zero_imgs = t["examples"] - n_img if kind == "baseline" else 0
+        flops = model_flops(model, t, t["text_tokens"], n_img + zero_imgs, max(1, t["processed_tokens"] // max(1, t["examples"])))
+        res[kind] = dict(seconds=round(dt, 2), examples=t["examples"], useful_tokens=useful, processed_tokens=t["processed_tokens"],
+                         useful_tokens_per_s=round(useful / dt, 1), padding_fraction=t["padding_fraction"],
+                         tflops=round(flops / dt / 1e12, 4), frac_bf16_peak=round(flops / dt / peak_bf16, 3))
+    print(f"model: {src}\nmix: mlan, {a.examples} examples, batch {a.batch_size}, {a.steps} steps each")
+    print(f"measured matmul peak here: bf16 {peak_bf16/1e9:.0f} GFLOP/s, fp32 {peak_fp32/1e9:.0f} GFLOP/s")
+    print(f"{'':10}{'s':>8}{'examples':>10}{'useful tok/s':>14}{'padding':>9}{'GFLOP/s':>9}{'of bf16 peak':>14}")
+    for k, r in res.items():
+        print(f"{k:10}{r['seconds']:>8}{r['examples']:>10}{r['useful_tokens_per_s']:>14}{r['padding_fraction']:>9.3f}{r['tflops']*1000:>9.1f}{r['frac_bf16_peak']:>14.2f}")
+    ratio = res["mmkit"]["useful_tokens_per_s"] / res["baseline"]["useful_tokens_per_s"]
+    print(f"ratio (mmkit / baseline, useful tokens/s): {ratio:.2f}x   (target >= 2.0)")
+    print(json.dumps(dict(ratio=round(ratio, 3), peak_bf16_gflops=round(peak_bf16 / 1e9), **res)))
+
+if __name__ == "__main__":
+    main()
