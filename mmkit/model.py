@@ -377,6 +377,9 @@ POLICIES = {
     "stage0": dict(language_model=True, projector=False, vision_tower=False),
     "stage1": dict(language_model=False, projector=True, vision_tower=True),
     "stage1_projector": dict(language_model=False, projector=True, vision_tower=False),
+    # the microcosm's stage 1: a tiny LM trained only on text cannot learn to read image tokens while frozen (see
+    # 05_train), so it adapts together with the projector; the (pretrained) vision tower stays frozen
+    "stage1_lm": dict(language_model=True, projector=True, vision_tower=False),
     "stage2": dict(language_model=True, projector=True, vision_tower=False),
 }
 LORA_DEFAULTS = dict(r=8, alpha=16, dropout=0.05, target_modules=["q_proj", "v_proj"])
