@@ -341,6 +341,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'mmkit.train.perplexity': ('train.html#perplexity', 'mmkit/train.py'),
                              'mmkit.train.pretrain_vision': ('train.html#pretrain_vision', 'mmkit/train.py'),
                              'mmkit.train.probe_accuracy': ('train.html#probe_accuracy', 'mmkit/train.py'),
+                             'mmkit.train.probe_dataset': ('train.html#probe_dataset', 'mmkit/train.py'),
+                             'mmkit.train.replay_blocks': ('train.html#replay_blocks', 'mmkit/train.py'),
                              'mmkit.train.resolve_base': ('train.html#resolve_base', 'mmkit/train.py'),
                              'mmkit.train.run_trainer': ('train.html#run_trainer', 'mmkit/train.py'),
                              'mmkit.train.stage_args': ('train.html#stage_args', 'mmkit/train.py'),
