@@ -105,11 +105,17 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, test_base):
     lb = [json.loads(l)["step"] for l in (cut/"loss.jsonl").read_text().splitlines()]
     assert la == lb
 
+LAUNCHERS = {
+    "torchrun": [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533"],
+    "accelerate": [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ROOT/"configs"/"cpu_2proc.yaml"),
+                   "--main_process_port", "29534"],
+}
+
 @pytest.mark.slow
-def test_two_process_stage2_stays_in_sync(tmp_path, test_base):
+@pytest.mark.parametrize("launcher", list(LAUNCHERS))
+def test_two_process_stage2_stays_in_sync(tmp_path, test_base, launcher):
     env = dict(os.environ, ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1")
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-                        str(ROOT/"tests"/"ddp_stage2.py"), str(tmp_path/"ddp"), str(test_base)],
+    r = subprocess.run(LAUNCHERS[launcher] + [str(ROOT/"tests"/"ddp_stage2.py"), str(tmp_path/"ddp"), str(test_base)],
                        env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     rep = json.loads((tmp_path/"ddp"/"ddp_report.json").read_text())
