@@ -213,7 +213,7 @@ def _evaluate(run: Path, p: dict, checkpoint: str) -> tuple[dict, float]:
     t0 = time.time()
     model, processor = load_model(checkpoint)
     if torch.cuda.is_available(): model = model.to("cuda")
-    metrics, preds = evaluate(model, processor, suites=_heldout(p), n=p["eval_n"], seed=p["seed"], progress=False)
+    metrics, preds = evaluate(model, processor, suites=_heldout(p), n=p["eval_n"], seed=p["seed"], progress=True)
     atomic_write_text(run/"predictions.jsonl", "".join(json.dumps(r, default=str) + "\n" for r in preds))
     return metrics, round(time.time() - t0, 2)
 
