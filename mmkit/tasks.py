@@ -13,8 +13,8 @@ from .world import (SHAPES, COLORS, OBJECT_SIZES, ROWS, COLS, NUMBER_WORDS, Obj,
 import mmkit.world as world
 
 # %% auto #0
-__all__ = ['LETTERS', 'SHORT_SUFFIX', 'MC_SUFFIX', 'YN_SUFFIX', 'PASSAGE_INTRO', 'Q', 'K', 'NAMES', 'PLACES', 'PRONOUN', 'YN',
-           'IMK', 'TRAIN_TASKS', 'LANGUAGE_SUITES', 'VISION_SUITES', 'SUITES', 'HELDOUT_N', 'INSTR',
+__all__ = ['LETTERS', 'ANSWER_STYLE', 'SHORT_SUFFIX', 'MC_SUFFIX', 'YN_SUFFIX', 'PASSAGE_INTRO', 'Q', 'K', 'NAMES', 'PLACES',
+           'PRONOUN', 'YN', 'IMK', 'TRAIN_TASKS', 'LANGUAGE_SUITES', 'VISION_SUITES', 'SUITES', 'HELDOUT_N', 'INSTR',
            'HELDOUT_TEMPLATES', 'REL', 'POPE_CATEGORIES', 'POPULAR', 'HELDOUT_GENERATORS', 'SCALES', 'dataset_digest',
            'stage0_corpus', 'stage1_captions', 'instruction_pools', 'heldout', 'check_item', 'check_heldout',
            'heldout_phrases', 'check_leakage', 'export_llava', 'build_microcosm', 'microcosm']
@@ -25,8 +25,10 @@ LETTERS = "ABCDEFGH"
 def _img(scene, image_size):
     return None if scene is None else {"bytes": png_bytes(render(scene, image_size)), "path": None}
 
+ANSWER_STYLE = 'The best answer is "{}".'   # what the evaluation protocol pre-fills; see the note above
+
 def _record(id, task, modality, human, answer, image=None) -> dict:
-    human, answer = fix_articles(human), fix_articles(answer)
+    human, answer = fix_articles(human), ANSWER_STYLE.format(fix_articles(answer))
     if image is not None: human = "<image>\n" + human
     return dict(id=id, image=image, conversations=[{"from": "human", "value": human}, {"from": "gpt", "value": answer}],
                 task=task, modality=modality)
