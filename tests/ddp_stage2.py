@@ -20,3 +20,7 @@ allr = [None] * dist.get_world_size()
 dist.all_gather_object(allr, mine)
 if dist.get_rank() == 0:
     with open(os.path.join(out, "ddp_report.json"), "w") as f: json.dump(allr, f)
+# Leave the group cleanly: a process that exits with gloo threads alive can abort ("terminate called without an
+# active exception") after all the work is done.
+dist.barrier()
+dist.destroy_process_group()
