@@ -18,11 +18,6 @@ def _text(nb_path) -> str:
     nb = json.loads(Path(nb_path).read_text())
     return "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
 
-@pytest.fixture(scope="module")
-def tiny_base():
-    from mmkit.train import build_base
-    return build_base(size="test", scale="test")
-
 def test_notebooks_have_parameters_cells():
     for name in ["pretrain", "train", "sweep", "report"]:
         nb = json.loads((NBS/f"{name}.ipynb").read_text())
@@ -30,7 +25,7 @@ def test_notebooks_have_parameters_cells():
         assert "parameters" in code[0]["metadata"].get("tags", []), name
         assert nb["metadata"]["kernelspec"]["name"] == "python3"
 
-def test_train_notebook_runs_then_reuses(tiny_base, tmp_path):
+def test_train_notebook_runs_then_reuses(test_base, tmp_path):
     runs = tmp_path/"runs"
     # the README's command line, with small parameters
     cmd = [str(Path(sys.executable).with_name("papermill")), "nbs/train.ipynb", str(tmp_path/"a.ipynb"), "--cwd", "nbs",
@@ -60,7 +55,7 @@ def test_train_notebook_bad_parameter_fails_early(tmp_path):
     assert "check_params" in "".join(code[2]["source"])
     assert not runs.exists()                                            # nothing written
 
-def test_report_notebook(tiny_base, tmp_path):
+def test_report_notebook(test_base, tmp_path):
     from mmkit.runs import run_experiment
     runs = tmp_path/"runs"
     for recipe in ["base", "lang_only", "vis_only"]:

@@ -13,10 +13,8 @@ SMALL = dict(size="test", scale="test", budget=16, eval_n=2)
 MMKIT = str(Path(sys.executable).with_name("mmkit"))
 
 @pytest.fixture(scope="module")
-def runs3(tmp_path_factory):
+def runs3(tmp_path_factory, test_base):
     "A runs folder with 3 small complete runs (base, lang_only via the CLI, mix:0.5) and one broken run."
-    from mmkit.train import build_base
-    build_base(size="test", scale="test")
     root = tmp_path_factory.mktemp("runs")
     r = subprocess.run([MMKIT, "train", "--recipe", "lang_only", "--size", "test", "--scale", "test", "--budget", "16",
                         "--eval-n", "2", "--runs-dir", str(root)], capture_output=True, text=True, env=os.environ, timeout=300)

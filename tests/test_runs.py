@@ -9,15 +9,9 @@ from mmkit.runs import check_params, list_runs, newest_run, read_run, run_experi
 
 SMALL = dict(size="test", scale="test", budget=16, eval_n=2)
 
-@pytest.fixture(scope="session")
-def tiny_base():
-    "The test-size base (built once per session; shared with other test files through the session's cache dir)."
-    from mmkit.train import build_base
-    return build_base(size="test", scale="test")
-
 def _mtime(run): return (run/"checkpoint"/"model.safetensors").stat().st_mtime_ns
 
-def test_complete_run_reuse_and_force(tiny_base, tmp_path, capsys):
+def test_complete_run_reuse_and_force(test_base, tmp_path, capsys):
     run = run_experiment("lang_only", runs_dir=tmp_path, **SMALL)
     assert run == tmp_path/"lang_only-b16-test-test-n2"
     for f in ["config.json", "tokens.json", "loss.jsonl", "predictions.jsonl", "metrics.json", "checkpoint/config.json"]:
@@ -26,7 +20,7 @@ def test_complete_run_reuse_and_force(tiny_base, tmp_path, capsys):
     assert not [p for p in run.rglob("*.tmp")]
     cfg = json.loads((run/"config.json").read_text())
     assert cfg["params"]["recipe"] == "lang_only" and cfg["params"]["budget"] == 16 and len(cfg["example_ids"]) == 16
-    assert cfg["base_path"] == str(tiny_base) and cfg["env"]["torch"] and "git_commit" in cfg["env"]
+    assert cfg["base_path"] == str(test_base) and cfg["env"]["torch"] and "git_commit" in cfg["env"]
     m = json.loads((run/"metrics.json").read_text())
     tokens = json.loads((run/"tokens.json").read_text())["totals"]
     assert m["training_tokens"] == dict(text=tokens["text_tokens"], image=0, total=tokens["text_tokens"]) and tokens["text_tokens"] > 0
@@ -40,10 +34,10 @@ def test_complete_run_reuse_and_force(tiny_base, tmp_path, capsys):
     assert _mtime(run) != t0 and read_run(run)["status"] == "complete"
     assert newest_run("lang_only", tmp_path)["path"] == run
 
-def test_base_recipe_evaluates_the_base(tiny_base, tmp_path):
+def test_base_recipe_evaluates_the_base(test_base, tmp_path):
     run = run_experiment("base", runs_dir=tmp_path, size="test", scale="test", eval_n=2)
     r = read_run(run)
-    assert r["status"] == "complete" and r["checkpoint"] == tiny_base and not (run/"checkpoint").exists()
+    assert r["status"] == "complete" and r["checkpoint"] == test_base and not (run/"checkpoint").exists()
     assert r["metrics"]["training_tokens"] == dict(text=0, image=0, total=0)
 
 def test_bad_parameter_fails_before_any_folder(tmp_path):
@@ -63,7 +57,7 @@ def test_bad_base_fails_before_any_folder(tmp_path):
         run_experiment("lang_only", runs_dir=tmp_path/"runs", base=str(tmp_path/"nowhere"), **SMALL)
     assert not (tmp_path/"runs").exists()
 
-def test_interrupted_failed_and_broken_runs(tiny_base, tmp_path, capsys):
+def test_interrupted_failed_and_broken_runs(test_base, tmp_path, capsys):
     run = run_experiment("vis_only", runs_dir=tmp_path, **SMALL)
     t0 = _mtime(run)
     (run/"metrics.json").unlink()                                    # crashed during evaluation
