@@ -9,7 +9,8 @@ from pathlib import Path
 from .config import MMKitError
 
 # %% auto #0
-__all__ = ['COMMANDS', 'parser', 'cmd_base', 'cmd_train', 'cmd_sweep', 'cmd_report', 'cmd_runs', 'cmd_app', 'main']
+__all__ = ['COMMANDS', 'parser', 'cmd_base', 'cmd_train', 'cmd_sweep', 'cmd_report', 'cmd_controls', 'cmd_runs', 'cmd_app',
+           'main']
 
 # %% ../nbs/11_cli.ipynb #1d59af46
 def _run_args(p: argparse.ArgumentParser, recipe: bool = True):
@@ -52,6 +53,9 @@ def parser() -> argparse.ArgumentParser:
     _run_args(p, recipe=False)
     p = sub.add_parser("report", help="write the results table and figures")
     p.add_argument("--out", default=None, help="default: <runs>/report"); p.add_argument("--runs-dir", default=None)
+    p = sub.add_parser("controls", help="score the training-task controls of complete runs that lack them")
+    p.add_argument("runs", nargs="*", help="run folders (default: every complete run in the runs dir)")
+    p.add_argument("--runs-dir", default=None); p.add_argument("--force", action="store_true", help="score them again")
     p = sub.add_parser("runs", help="list run folders and their status")
     p.add_argument("--runs-dir", default=None); p.add_argument("--json", action="store_true")
     p = sub.add_parser("app", help="launch the Gradio comparison app")
@@ -94,6 +98,14 @@ def cmd_report(a):
     if len(rep["table"]): print(to_markdown(rep["table"][["seeds", "language avg", "vision avg", "overall avg", "text tokens", "image tokens"]]))
     for k, p in rep["paths"].items(): print(f"  {k}: {p}")
 
+def cmd_controls(a):
+    from mmkit.runs import add_controls, list_runs
+    runs = [Path(r) for r in a.runs] or [r["path"] for r in list_runs(a.runs_dir) if r["status"] == "complete"]
+    for run in runs:
+        c = add_controls(run, force=a.force)
+        per = ", ".join(f"{k} {v['acc']:.2f}" for k, v in c["datasets"].items())
+        print(f"{Path(run).name}: controls language {c['language_avg']:.3f}, vision {c['vision_avg']:.3f} ({per})")
+
 def cmd_runs(a):
     from mmkit.runs import list_runs
     rs = list_runs(a.runs_dir)
@@ -108,7 +120,8 @@ def cmd_app(a):
     if not hasattr(app, "launch"): raise MMKitError("mmkit.app has no launch() yet")
     app.launch(host=a.host, port=a.port, share=a.share)
 
-COMMANDS = dict(base=cmd_base, train=cmd_train, sweep=cmd_sweep, report=cmd_report, runs=cmd_runs, app=cmd_app)
+COMMANDS = dict(base=cmd_base, train=cmd_train, sweep=cmd_sweep, report=cmd_report, controls=cmd_controls, runs=cmd_runs,
+                app=cmd_app)
 
 def main(argv=None) -> int:
     "Entry point of the `mmkit` console script."

@@ -15,9 +15,10 @@ from .benchmarks import (LETTERS, BENCHMARKS, LANGUAGE_BENCHMARKS, VISION_BENCHM
                               check_items)
 
 # %% auto #0
-__all__ = ['IMAGE_OPTIONAL', 'STOP_STRINGS', 'normalize_answer', 'extract_answer', 'is_correct', 'dataset_metrics', 'modality_of',
-           'summarize', 'aggregate_seeds', 'load_suites', 'StopOnStrings', 'cut_at_stop', 'generate_answers',
-           'loglik_options', 'loglik_scores', 'evaluate']
+__all__ = ['IMAGE_OPTIONAL', 'STOP_STRINGS', 'CONTROL_SEED', 'normalize_answer', 'extract_answer', 'is_correct',
+           'dataset_metrics', 'modality_of', 'summarize', 'aggregate_seeds', 'load_suites', 'StopOnStrings',
+           'cut_at_stop', 'generate_answers', 'loglik_options', 'loglik_scores', 'evaluate', 'chance_accuracy',
+           'chance_levels', 'control_suites']
 
 # %% ../nbs/06_evaluate.ipynb #28431aff
 _NUMBER_WORDS = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve".split())}
@@ -376,3 +377,42 @@ def evaluate(model, processor, suites=None, n: int|None = None, batch_size: int 
         atomic_write_text(out/"predictions.jsonl", "".join(json.dumps(r, default=str) + "\n" for r in rows))
         atomic_write_json(out/"metrics.json", metrics)
     return metrics, rows
+
+# %% ../nbs/06_evaluate.ipynb #b15f6b9a
+def chance_accuracy(item: dict) -> float:
+    "Expected accuracy of a uniform guess among `item`'s valid answers: 1/k for k options, 1/2 for yes/no, 0 for open answers."
+    t = item.get("answer_type")
+    if t == "letter": return 1 / len(item["choices"]) if item.get("choices") else 0.0
+    if t == "yesno": return 0.5
+    return 0.0
+
+def chance_levels(suites=None, n: int|None = None, seed: int = 0) -> dict:
+    "The chance row: per microcosm suite the mean `chance_accuracy` of its items, and averages as `summarize` makes them."
+    from mmkit import tasks
+    names = tasks.SUITES if suites is None else ([suites] if isinstance(suites, str) else list(suites))
+    ds = {}
+    for name in names:
+        rows = tasks.heldout(name, seed=seed, n=n).select_columns(["answer_type", "choices"]).to_list()
+        ds[name] = dict(acc=_mean(chance_accuracy(r) for r in rows), n=len(rows), modality=modality_of(name))
+    avg = lambda mod: _mean(m["acc"] for m in ds.values() if mod in (None, m["modality"]))
+    return dict(datasets=ds, language_avg=avg("language"), vision_avg=avg("vision"), overall_avg=avg(None))
+
+CONTROL_SEED = 7   # pool seed of the controls: training uses seed 0 (see `mmkit.data.microcosm_pools`)
+
+def control_suites(n_per_task: int = 60, seed: int = CONTROL_SEED, image_size: int = 64) -> dict:
+    "`{task: [eval item, …]}`: `n_per_task` fresh items of every stage-2 training task, answers taken from the records."
+    from mmkit import tasks
+    from mmkit.model import IMAGE_TOKEN
+    lead, tail = tasks.ANSWER_STYLE.split("{}")
+    out = {}
+    for r in tasks.instruction_pools(seed=seed, n_per_task=n_per_task, image_size=image_size):
+        human, gpt = r["conversations"][0]["value"], r["conversations"][1]["value"]
+        if not (gpt.startswith(lead) and gpt.endswith(tail)):
+            raise MMKitError(f"control_suites: record {r['id']!r}: answer {gpt!r} is not in tasks.ANSWER_STYLE")
+        answer = gpt[len(lead):len(gpt) - len(tail)]
+        q = human.replace(IMAGE_TOKEN, "").strip()
+        choices = re.findall(r"^[A-H]\. (.*)$", q, re.M)
+        kind = "letter" if choices else ("yesno" if answer.lower() in ("yes", "no") else "short")
+        out.setdefault(r["task"], []).append(dict(id=r["id"], dataset=r["task"], image=r["image"], question=q,
+                                                  choices=choices, answer=answer, answer_type=kind))
+    return out

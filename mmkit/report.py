@@ -10,17 +10,19 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from .config import MMKitError, atomic_write_text, runs_dir as _default_runs_dir
-from .tasks import LANGUAGE_SUITES, VISION_SUITES, SUITES
+from .tasks import LANGUAGE_SUITES, VISION_SUITES, SUITES, TRAIN_TASKS
 from . import runs as mruns
 
 # %% auto #0
-__all__ = ['AVERAGES', 'TOKEN_COLS', 'COLORS', 'FIGURES', 'results_frame', 'runs_frame', 'mean_ci', 'summary_frame',
-           'results_table', 'fig_per_dataset', 'fig_score_vs_tokens', 'fig_sweep', 'read_loss', 'fig_loss',
-           'read_predictions', 'sample_predictions', 'predictions_html', 'to_markdown', 'write_report']
+__all__ = ['AVERAGES', 'TOKEN_COLS', 'CONTROL_COLS', 'COLORS', 'FIGURES', 'results_frame', 'runs_frame', 'mean_ci',
+           'summary_frame', 'results_table', 'controls_table', 'fig_per_dataset', 'fig_score_vs_tokens', 'fig_sweep',
+           'read_loss', 'fig_loss', 'read_predictions', 'sample_predictions', 'predictions_html', 'to_markdown',
+           'write_report']
 
 # %% ../nbs/09_report.ipynb #eb62a615
 AVERAGES = ["language_avg", "vision_avg", "overall_avg"]
 TOKEN_COLS = ["tokens_text", "tokens_image", "tokens_total"]
+CONTROL_COLS = [f"ctl_{t}" for t in TRAIN_TASKS] + ["ctl_language_avg", "ctl_vision_avg"]   # training-task controls
 
 def _as_runs(runs):
     if runs is None or isinstance(runs, (str, Path)): return mruns.list_runs(runs)
@@ -41,6 +43,9 @@ def results_frame(runs=None) -> pd.DataFrame:
             row[name] = d.get("acc", d.get("accuracy"))
             if "f1" in d and name == "pope": row["pope_f1"] = d["f1"]
         for k in AVERAGES: row[k] = m.get(k)
+        ctl = m.get("controls") or {}
+        for name, d in (ctl.get("datasets") or {}).items(): row[f"ctl_{name}"] = d.get("acc")
+        for k in ("language_avg", "vision_avg"): row[f"ctl_{k}"] = ctl.get(k)
         row.update(tokens_text=tt.get("text", 0), tokens_image=tt.get("image", 0),
                    tokens_total=tt.get("total", tt.get("text", 0) + tt.get("image", 0)),
                    final_loss=m.get("final_loss"), train_seconds=m.get("train_seconds"), path=str(r["path"]))
@@ -48,14 +53,15 @@ def results_frame(runs=None) -> pd.DataFrame:
                                                 seed=0) if row["recipe"] else r["name"]
         rows.append(row)
     cols = ["run", "group", "recipe", "seed", "language_fraction", "budget", "size", "scale", *SUITES, "pope_f1", *AVERAGES,
-            *TOKEN_COLS, "final_loss", "train_seconds", "path"]
+            *TOKEN_COLS, *CONTROL_COLS, "final_loss", "train_seconds", "path"]
     df = pd.DataFrame(rows, columns=[*cols, "variant"])
     # seeds of one configuration pool together: the group is the recipe, or the variant name when a recipe was run
     # with several non-seed settings (e.g. two budgets)
     many = df.groupby("recipe")["variant"].transform("nunique") > 1 if len(df) else df["recipe"]
     df["group"] = df["variant"].where(many, df["recipe"]) if len(df) else df["recipe"]
     df = df.drop(columns="variant")
-    for c in [*SUITES, "pope_f1", *AVERAGES, "language_fraction", "final_loss", "train_seconds"]: df[c] = pd.to_numeric(df[c])
+    for c in [*SUITES, "pope_f1", *AVERAGES, *CONTROL_COLS, "language_fraction", "final_loss", "train_seconds"]:
+        df[c] = pd.to_numeric(df[c])
     return df
 
 def runs_frame(runs=None) -> pd.DataFrame:
@@ -84,7 +90,7 @@ def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
     for grp in _order(df) if len(df) else []:
         g = df[df.group == grp]
         row = dict(group=grp, recipe=g.recipe.iloc[0], seeds=len(g), language_fraction=g.language_fraction.iloc[0])
-        for c in [*SUITES, "pope_f1", *AVERAGES]:
+        for c in [*SUITES, "pope_f1", *AVERAGES, *CONTROL_COLS]:
             row[c], row[f"{c}_ci"] = mean_ci(g[c])
         for c in TOKEN_COLS: row[c] = float(g[c].mean())
         out.append(row)
@@ -94,8 +100,9 @@ def _fmt(m, h) -> str:
     if m is None or m != m: return "–"
     return f"{100 * m:.1f}" + (f" ± {100 * h:.1f}" if h is not None and h == h else "")
 
-def results_table(df: pd.DataFrame) -> pd.DataFrame:
-    "The results table: per recipe, per-dataset accuracy (%) and averages as mean ± 95 % CI, training tokens text / image."
+def results_table(df: pd.DataFrame, chance: dict | None = None) -> pd.DataFrame:
+    """The results table: per recipe, per-dataset accuracy (%) and averages as mean ± 95 % CI, training tokens text / image;
+    with `chance` (`mmkit.evaluate.chance_levels()`) a last row *chance* (0 seeds: nothing trained)."""
     s = summary_frame(df)
     rows = []
     for _, r in s.iterrows():
@@ -106,8 +113,24 @@ def results_table(df: pd.DataFrame) -> pd.DataFrame:
                     "overall avg": _fmt(r.overall_avg, r.overall_avg_ci),
                     "text tokens": f"{r.tokens_text:,.0f}", "image tokens": f"{r.tokens_image:,.0f}"})
         rows.append(row)
+    if chance:
+        row = {"recipe": "chance", "seeds": 0, "% language": "–", "text tokens": "–", "image tokens": "–"}
+        for c in SUITES: row[c] = _fmt((chance["datasets"].get(c) or {}).get("acc"), None)
+        for c in AVERAGES: row[c.replace("_avg", " avg")] = _fmt(chance.get(c), None)
+        rows.append(row)
     cols = ["recipe", "seeds", "% language", *SUITES, "language avg", "vision avg", "overall avg", "text tokens", "image tokens"]
     return pd.DataFrame(rows, columns=cols).set_index("recipe")
+
+def controls_table(df: pd.DataFrame) -> pd.DataFrame:
+    "Training-task controls per recipe (runs that have them): accuracy (%) on fresh items of every stage-2 training task."
+    s = summary_frame(df)
+    names = [c[4:].replace("_avg", " avg") for c in CONTROL_COLS]
+    rows = []
+    for _, r in s.iterrows():
+        n = int(df[df.group == r.group][CONTROL_COLS].notna().any(axis=1).sum())
+        if not n: continue
+        rows.append({"recipe": r.group, "seeds": n, **{k: _fmt(r[c], r[f"{c}_ci"]) for k, c in zip(names, CONTROL_COLS)}})
+    return pd.DataFrame(rows, columns=["recipe", "seeds", *names]).set_index("recipe")
 
 # %% ../nbs/09_report.ipynb #27102c4d
 COLORS = ["#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880", "#ff97ff", "#fecb52"]
@@ -120,8 +143,8 @@ def _empty(title: str) -> go.Figure:
 def _color(recipes):
     return {r: COLORS[i % len(COLORS)] for i, r in enumerate(recipes)}
 
-def fig_per_dataset(df: pd.DataFrame, title: str = "Zero-shot accuracy on the held-out datasets") -> go.Figure:
-    "Grouped bars: accuracy per held-out dataset (and the averages) per recipe, mean ± 95 % CI over seeds."
+def fig_per_dataset(df: pd.DataFrame, title: str = "Zero-shot accuracy on the held-out datasets", chance: dict | None = None) -> go.Figure:
+    "Grouped bars: accuracy per held-out dataset (and the averages) per recipe, mean ± 95 % CI over seeds; black ticks: chance."
     if not len(df): return _empty(title)
     s = summary_frame(df); col = _color(s.group)
     xs = [c for c in SUITES if df[c].notna().any()] + AVERAGES
@@ -131,6 +154,10 @@ def fig_per_dataset(df: pd.DataFrame, title: str = "Zero-shot accuracy on the he
         fig.add_bar(name=f"{r.group} (n={int(r.seeds)})", x=labels, y=[r[x] for x in xs], marker_color=col[r.group],
                     error_y=dict(type="data", array=[r[f"{x}_ci"] if r[f"{x}_ci"] == r[f"{x}_ci"] else None for x in xs], visible=True),
                     hovertemplate="%{x}: %{y:.3f}<extra>" + html.escape(r.group) + "</extra>")
+    if chance:
+        ys = [(chance["datasets"].get(x) or {}).get("acc") if x in SUITES else chance.get(x) for x in xs]
+        fig.add_scatter(x=labels, y=ys, mode="markers", name="chance", marker=dict(symbol="line-ew", size=40, color="black",
+                        line=dict(width=3, color="black")), hovertemplate="%{x}: chance %{y:.3f}<extra></extra>")
     n_lang = len([x for x in xs if x in LANGUAGE_SUITES])
     fig.add_vline(x=n_lang - 0.5, line_dash="dot", line_color="gray")
     fig.add_vline(x=len(xs) - len(AVERAGES) - 0.5, line_dash="dot", line_color="gray")
@@ -160,10 +187,11 @@ def fig_score_vs_tokens(df: pd.DataFrame, score: str = "overall_avg",
     fig.update_xaxes(title_text="tokens (mean over seeds)", row=1, col=2)
     return fig.update_layout(title=title, barmode="stack", template="plotly_white")
 
-def fig_sweep(df: pd.DataFrame, title: str = "Language and vision averages vs % language in the training mix") -> go.Figure:
-    "Language and vision averages (mean ± 95 % CI over seeds) against the language fraction of `mix:P` runs."
-    d = df[df.recipe.astype(str).str.startswith("mix:")] if len(df) else df
-    if not len(d) and len(df): d = df[df.language_fraction.notna() & (df.recipe != "base")]
+def fig_sweep(df: pd.DataFrame, title: str = "Language and vision averages vs % language in the training mix",
+              chance: dict | None = None) -> go.Figure:
+    """Language and vision averages (mean ± 95 % CI over runs) against the language fraction: every trained run with one
+    (`mix:P` and the named recipes at theirs: vis_only 0 %, mlan_50 50 %, mlan 87.5 %, lang_only 100 %, …); dotted: chance."""
+    d = df[df.language_fraction.notna() & (df.recipe != "base")] if len(df) else df
     if not len(d): return _empty(title)
     fig = go.Figure()
     for key, name, color in [("language_avg", "language average", "#1f77b4"), ("vision_avg", "vision average", "#d62728"),
@@ -182,6 +210,11 @@ def fig_sweep(df: pd.DataFrame, title: str = "Language and vision averages vs % 
                       annotation_text="base (vision)", annotation_position="bottom right")
         fig.add_hline(y=float(base.language_avg.mean()), line_dash="dash", line_color="#1f77b4", opacity=0.4,
                       annotation_text="base (language)", annotation_position="top right")
+    if chance:
+        fig.add_hline(y=chance["vision_avg"], line_dash="dot", line_color="#d62728", opacity=0.6,
+                      annotation_text="chance (vision)", annotation_position="bottom left")
+        fig.add_hline(y=chance["language_avg"], line_dash="dot", line_color="#1f77b4", opacity=0.6,
+                      annotation_text="chance (language)", annotation_position="top left")
     return fig.update_layout(title=title, xaxis=dict(title="% language examples", range=[-5, 105], dtick=12.5),
                              yaxis=dict(title="accuracy", range=[0, 1]), template="plotly_white")
 
@@ -257,25 +290,32 @@ def write_report(out_dir=None, runs_dir=None) -> dict:
     from plotly.offline import get_plotlyjs
     root = Path(runs_dir).expanduser() if runs_dir is not None else _default_runs_dir()
     out = Path(out_dir).expanduser() if out_dir is not None else root/"report"
+    from mmkit.evaluate import chance_levels
     runs = mruns.list_runs(root)
-    df = results_frame(runs); table = results_table(df); status = runs_frame(runs)
+    chance = chance_levels()
+    df = results_frame(runs); table = results_table(df, chance); status = runs_frame(runs); controls = controls_table(df)
     paths = dict(markdown=out/"results.md", csv=out/"results.csv", runs_csv=out/"runs.csv")
     n_ok = int((status.status == "complete").sum()) if len(status) else 0
     md = [f"# Results\n\n{n_ok} complete run(s) of {len(status)} under `{root}`. Accuracy in %, mean ± 95 % CI over seeds "
           "(t-interval; none for one seed). Training tokens: mean over seeds, from each run's ledger.\n",
-          to_markdown(table) if len(table) else "_no complete runs yet_\n",
+          to_markdown(table) if len(df) else "_no complete runs yet_\n",
+          "\n*chance*: a uniform guess among each item's valid answers (1/k of k options, ½ for yes/no, 0 for open answers).\n",
+          "\n## Training-task controls\n\nFresh items of every stage-2 *training* task (same task types and phrasings, new "
+          "scenes; `mmkit.evaluate.control_suites`): did stage 2 learn what it was taught? Accuracy in %, mean ± 95 % CI.\n",
+          to_markdown(controls) if len(controls) else "_no run has controls yet (`mmkit controls` scores them)_\n",
           "\n## Runs\n", to_markdown(status.drop(columns=["path"]), index=False) if len(status) else "_no run folders_\n"]
     atomic_write_text(paths["markdown"], "\n".join(md))
     atomic_write_text(paths["csv"], table.to_csv())
+    paths["controls_csv"] = atomic_write_text(out/"controls.csv", controls.to_csv())
     atomic_write_text(paths["runs_csv"], df.to_csv(index=False))
     js = out/"plotly.min.js"
     if not js.is_file(): atomic_write_text(js, get_plotlyjs())
     figs = {}
     for name, fn in FIGURES.items():
-        fig = fn(df)
+        fig = fn(df, chance=chance) if name in ("per_dataset", "sweep") else fn(df)
         paths[name] = atomic_write_text(out/f"fig_{name}.html", fig.to_html(include_plotlyjs="directory", full_html=True))
         figs[name] = fig
     broken = status[status.status == "broken"]
     for _, b in broken.iterrows(): print(f"[report] broken run {b.run}: {b.error}")
     print(f"[report] {n_ok} complete run(s), {len(broken)} broken -> {out}")
-    return dict(out_dir=out, paths=paths, table=table, frame=df, runs=status, figures=figs)
+    return dict(out_dir=out, paths=paths, table=table, controls=controls, chance=chance, frame=df, runs=status, figures=figs)

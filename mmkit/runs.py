@@ -10,14 +10,15 @@ from pathlib import Path
 from .config import MMKitError, atomic_write_json, atomic_write_text, env_info, read_json, runs_dir as _default_runs_dir
 
 # %% auto #0
-__all__ = ['RUN_FILES', 'IDENTITY', 'ZERO_TOKENS', 'MIXTURE_SWEEP', 'RunError', 'check_params', 'default_run_name', 'read_run',
-           'list_runs', 'newest_run', 'run_experiment', 'sweep_plan', 'train_notebook', 'run_notebook', 'run_sweep']
+__all__ = ['RUN_FILES', 'IDENTITY', 'ZERO_TOKENS', 'CONTROL_N', 'MIXTURE_SWEEP', 'RunError', 'check_params', 'default_run_name',
+           'read_run', 'list_runs', 'newest_run', 'add_controls', 'run_experiment', 'sweep_plan', 'train_notebook',
+           'run_notebook', 'run_sweep']
 
 # %% ../nbs/08_runs.ipynb #b97f513e
 class RunError(MMKitError):
     "A bad run parameter, or a run folder that conflicts with the request."
 
-RUN_FILES = ["config.json", "train.json", "tokens.json", "loss.jsonl", "predictions.jsonl", "metrics.json", "failed.json",
+RUN_FILES = ["config.json", "train.json", "tokens.json", "loss.jsonl", "predictions.jsonl", "controls.jsonl", "metrics.json", "failed.json",
              "checkpoint", "trainer"]
 IDENTITY = ["recipe", "base", "seed", "budget", "size", "scale", "lora", "epochs", "lr", "eval_n", "suites"]
 
@@ -201,7 +202,7 @@ def _train(run: Path, p: dict, base_path: str) -> dict:
     from mmkit.train import train_stage2
     res = train_stage2(p["recipe"], run, base=p["base"], budget=p["budget"], seed=p["seed"], size=p["size"], scale=p["scale"],
                        lora=p["lora"], epochs=p["epochs"], lr=p["lr"])
-    info = {k: v for k, v in res.items() if k != "ids"}
+    info = {k: v for k, v in res.items() if k not in ("ids", "trainer")}   # the Trainer object is not a result
     info["n_ids"] = len(res["ids"])
     atomic_write_json(run/"train.json", info)
     return info
@@ -215,7 +216,36 @@ def _evaluate(run: Path, p: dict, checkpoint: str) -> tuple[dict, float]:
     if torch.cuda.is_available(): model = model.to("cuda")
     metrics, preds = evaluate(model, processor, suites=_heldout(p), n=p["eval_n"], seed=p["seed"], progress=True)
     atomic_write_text(run/"predictions.jsonl", "".join(json.dumps(r, default=str) + "\n" for r in preds))
+    metrics["controls"] = _controls(run, model, processor, p["eval_n"], p["seed"])
     return metrics, round(time.time() - t0, 2)
+
+CONTROL_N = 60   # items per training task in the controls (fewer when `eval_n` is smaller)
+
+def _controls(run: Path, model, processor, eval_n, seed) -> dict:
+    "Score the training-task controls (`mmkit.evaluate.control_suites`); write `controls.jsonl`; return their summary."
+    from mmkit.evaluate import evaluate, control_suites, _image_size
+    n = CONTROL_N if eval_n is None else min(CONTROL_N, eval_n)
+    m, preds = evaluate(model, processor, suites=control_suites(n, image_size=_image_size(processor)), seed=seed, progress=True)
+    atomic_write_text(run/"controls.jsonl", "".join(json.dumps(r, default=str) + "\n" for r in preds))
+    return {k: m[k] for k in ("n_items", "datasets", "language_avg", "vision_avg", "overall_avg")}
+
+def add_controls(run, force: bool = False) -> dict:
+    "Back-fill the training-task controls of a complete run made before they existed; rewrite its `metrics.json` atomically."
+    import torch
+    from mmkit.model import load_model
+    run = Path(run); r = read_run(run)
+    if r["status"] != "complete": raise RunError(f"{run}: not a complete run ({r['status']}{': ' + r['error'] if r['error'] else ''})")
+    m = r["metrics"]
+    if m.get("controls") and not force: return m["controls"]
+    ckpt = run/"checkpoint" if (run/"checkpoint"/"config.json").is_file() else m.get("base_path")
+    if not ckpt or not (Path(ckpt)/"config.json").is_file():
+        raise RunError(f"{run}: no checkpoint to score (looked for {run/'checkpoint'} and the base path {m.get('base_path')!r})")
+    model, processor = load_model(ckpt)
+    if torch.cuda.is_available(): model = model.to("cuda")
+    p = m.get("params") or {}
+    m["controls"] = _controls(run, model, processor, p.get("eval_n"), p.get("seed") or 0)
+    atomic_write_json(run/"metrics.json", m)
+    return m["controls"]
 
 # %% ../nbs/08_runs.ipynb #6ca4fa36
 def run_experiment(recipe, *, run_name=None, base=None, seed=0, budget=None, size=None, scale="default", lora=None,

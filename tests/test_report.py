@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from mmkit import report
+from mmkit.evaluate import chance_levels
 from mmkit.runs import run_experiment
 
 SMALL = dict(size="test", scale="test", budget=16, eval_n=2)
@@ -35,6 +36,10 @@ def test_results_frame_and_table(runs3):
     t = report.results_table(df)
     assert list(t.index) == ["base", "lang_only", "mix:0.5"] and t.loc["base", "image tokens"] == "0"
     assert {"boolq", "scienceqa", "language avg", "vision avg", "overall avg", "text tokens", "image tokens"} <= set(t.columns)
+    tc = report.results_table(df, chance_levels(n=8))          # the chance row: uniform guess among valid answers
+    assert list(tc.index)[-1] == "chance" and tc.loc["chance", "pope"] == "50.0" and tc.loc["chance", "gqa"] == "0.0"
+    ct = report.controls_table(df)                            # every run scored the training-task controls
+    assert list(ct.index) == ["base", "lang_only", "mix:0.5"] and {"scene_qa", "image_qa", "language avg"} <= set(ct.columns)
 
 def test_cli_report_writes_table_and_figures(runs3, tmp_path):
     out = tmp_path/"rep"
@@ -45,7 +50,8 @@ def test_cli_report_writes_table_and_figures(runs3, tmp_path):
         assert (out/f).is_file() and (out/f).stat().st_size > 0, f
     md = (out/"results.md").read_text()
     assert "| lang_only |" in md and "| broken-run | vis_only | 0 | broken |" in md
-    assert list(pd.read_csv(out/"results.csv", index_col=0).index) == ["base", "lang_only", "mix:0.5"]
+    assert list(pd.read_csv(out/"results.csv", index_col=0).index) == ["base", "lang_only", "mix:0.5", "chance"]
+    assert "## Training-task controls" in md and list(pd.read_csv(out/"controls.csv", index_col=0).index) == ["base", "lang_only", "mix:0.5"]
     assert "mix:0.5" in (out/"fig_sweep.html").read_text()
 
 def test_cli_errors_are_one_line(tmp_path):

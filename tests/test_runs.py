@@ -5,7 +5,9 @@ import json
 import pytest
 
 from mmkit.config import MMKitError
-from mmkit.runs import check_params, list_runs, newest_run, read_run, run_experiment
+from mmkit.config import atomic_write_json
+from mmkit.runs import add_controls, check_params, list_runs, newest_run, read_run, run_experiment
+from mmkit.tasks import TRAIN_TASKS
 
 SMALL = dict(size="test", scale="test", budget=16, eval_n=2)
 
@@ -27,6 +29,9 @@ def test_complete_run_reuse_and_force(test_base, tmp_path, capsys):
     assert set(m["datasets"]) == {"boolq", "openbookqa", "race", "hellaswag", "pope", "gqa", "ai2d", "realworldqa", "scienceqa"}
     assert all(d["n"] == 2 for d in m["datasets"].values()) and 0 <= m["overall_avg"] <= 1
     assert len((run/"predictions.jsonl").read_text().splitlines()) == 18
+    ctl = m["controls"]                              # training-task controls: fresh items of every stage-2 training task
+    assert set(ctl["datasets"]) == set(TRAIN_TASKS) and all(d["n"] == 2 for d in ctl["datasets"].values())
+    assert len((run/"controls.jsonl").read_text().splitlines()) == 2 * len(TRAIN_TASKS)
     t0 = _mtime(run); capsys.readouterr()
     assert run_experiment("lang_only", runs_dir=tmp_path, **SMALL) == run
     assert "reused" in capsys.readouterr().out and _mtime(run) == t0          # not retrained
@@ -39,6 +44,10 @@ def test_base_recipe_evaluates_the_base(test_base, tmp_path):
     r = read_run(run)
     assert r["status"] == "complete" and r["checkpoint"] == test_base and not (run/"checkpoint").exists()
     assert r["metrics"]["training_tokens"] == dict(text=0, image=0, total=0)
+    # a run made before controls existed gets them back-filled from its checkpoint, with the same figures
+    m = r["metrics"]; before = m.pop("controls"); atomic_write_json(run/"metrics.json", m)
+    assert "controls" not in read_run(run)["metrics"]
+    assert add_controls(run) == before and read_run(run)["metrics"]["controls"] == before
 
 def test_bad_parameter_fails_before_any_folder(tmp_path):
     with pytest.raises(MMKitError, match="unknown recipe 'lang_onyl'"):
