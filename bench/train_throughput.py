@@ -1,24 +1,25 @@
 """Stage-2 training throughput: mmkit vs a plain baseline, side by side in one run.
 
-mmkit:    bf16 autocast (where the CPU/GPU has it), modality+length-grouped batches, text-only samples skip the
-          vision tower (no image, no pixel_values).
+mmkit:    bf16 autocast (where the CPU/GPU has it; eager attention on CPU), modality+length-grouped batches,
+          text-only samples skip the vision tower (no image, no pixel_values).
 baseline: `Trainer` defaults — fp32, random batches (mixed modalities, padded to the longest), and text-only samples
           given a zero image that runs through the vision tower and is then dropped, as LLaVA's
           `prepare_inputs_labels_for_multimodal` does.
 
 Both train the same model (the cached microcosm base if built, else a random default-size LLaVA) on the same
 examples of the default `mlan` mix for the same number of steps. Prints tokens/s of each, the ratio, padding fractions,
-and achieved FLOP/s as a fraction of this machine's bf16 matmul peak (measured here, now).
+and achieved FLOP/s as a fraction of this machine's bf16 matmul peak (measured here, now). Rates are steady-state:
+the clock starts after `--warmup` optimizer steps (allocator, autocast caches, Trainer set-up) on both sides alike.
 
-    python bench/train_throughput.py [--examples 512] [--batch-size 16] [--steps 24]
+    python bench/train_throughput.py [--examples 768] [--batch-size 16] [--steps 40] [--warmup 4]
 """
-import argparse, json, math, os, tempfile, time
+import argparse, copy, json, math, os, tempfile, time
 os.environ.setdefault("HF_HUB_OFFLINE", "1"); os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
 from mmkit import data as mdata, tasks
 from mmkit.model import build_tiny_llava, load_model, train_tokenizer, apply_policy, image_token_count
-from mmkit.train import MMTrainer, base_path, bf16_available
+from mmkit.train import MMTrainer, base_path, bf16_available, cpu_bf16_attention
 
 def matmul_peak(dtype, n=2048, reps=10) -> float:
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
@@ -62,25 +63,36 @@ class BaselineTrainer(Trainer):
             loss = loss + 0.0 * feats.float().sum()
         return loss
 
-def run(kind, model, ds, processor, steps, batch_size, out):
+class StepClock(TrainerCallback):
+    "Time and ledger totals at the end of optimizer step `warmup` and of the last step: the steady-state window."
+    def __init__(self, ledger, warmup): self.ledger, self.warmup, self.start, self.end = ledger, warmup, None, None
+    def on_step_end(self, args, state, control, **kw):
+        now = (time.perf_counter(), dict(self.ledger.totals()))
+        if state.global_step == self.warmup: self.start = now
+        self.end = now
+
+def run(kind, model, ds, processor, steps, batch_size, out, warmup):
     ledger = mdata.TokenLedger()
     common = dict(output_dir=out, per_device_train_batch_size=batch_size, max_steps=steps, learning_rate=1e-4,
                   report_to="none", remove_unused_columns=False, save_strategy="no", logging_steps=10**6,
                   use_cpu=not torch.cuda.is_available(), disable_tqdm=True, seed=0, dataloader_num_workers=0)
     if kind == "mmkit":
         args = TrainingArguments(bf16=bf16_available(), **common)
+        if args.bf16 and not torch.cuda.is_available(): cpu_bf16_attention(model)   # as mmkit.train.run_trainer does
         tr = MMTrainer(model=model, args=args, train_dataset=ds, data_collator=mdata.Collator(processor), group=True, ledger=ledger)
     else:
         args = TrainingArguments(**common)    # Trainer defaults: fp32, random sampler
         tr = BaselineTrainer(model=model, args=args, train_dataset=ds, data_collator=ZeroImageCollator(processor))
         tr.ledger = ledger
-    t = time.perf_counter(); tr.train(); dt = time.perf_counter() - t
-    return dt, ledger
+    clock = StepClock(ledger, warmup); tr.add_callback(clock); tr.train()
+    (t0, a), (t1, b) = clock.start, clock.end
+    return t1 - t0, {k: b[k] - a[k] for k in ("examples", "text_tokens", "image_tokens", "padding_tokens", "processed_tokens")}, \
+        tr.model.config.text_config._attn_implementation
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--examples", type=int, default=512); ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--steps", type=int, default=24)
+    ap.add_argument("--examples", type=int, default=768); ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=40); ap.add_argument("--warmup", type=int, default=4)
     a = ap.parse_args()
     base = base_path(size="default", scale="default")
     if (base/"base.json").is_file(): model, processor = load_model(base); src = str(base)
@@ -91,25 +103,27 @@ def main():
     pools = mdata.microcosm_pools(scale="default")
     mix = mdata.resolve_recipe("mlan", pools, budget=a.examples, seed=0)
     ds = mdata.encode(mix, processor, template="v1")
-    init = {k: v.clone() for k, v in model.state_dict().items()}
+    model0 = model   # each side trains its own deep copy: accelerate patches `forward` (autocast) of the model it prepares
     peak_bf16, peak_fp32 = matmul_peak(torch.bfloat16), matmul_peak(torch.float32)
     res = {}
     for kind in ["baseline", "mmkit"]:
-        model.load_state_dict(init); apply_policy(model, "stage2")
-        with tempfile.TemporaryDirectory() as out: dt, ledger = run(kind, model, ds, processor, a.steps, a.batch_size, out)
-        t = ledger.totals()
+        model = copy.deepcopy(model0); apply_policy(model, "stage2")
+        with tempfile.TemporaryDirectory() as out:
+            dt, t, attn = run(kind, model, ds, processor, a.steps, a.batch_size, out, a.warmup)
         useful = t["text_tokens"] + t["image_tokens"]
-        n_img = ledger.to_dict()["by_modality"].get("vision", {}).get("examples", 0)
+        n_img = t["image_tokens"] // image_token_count(processor)
         zero_imgs = t["examples"] - n_img if kind == "baseline" else 0
         flops = model_flops(model, t, t["text_tokens"], n_img + zero_imgs, max(1, t["processed_tokens"] // max(1, t["examples"])))
         res[kind] = dict(seconds=round(dt, 2), examples=t["examples"], useful_tokens=useful, processed_tokens=t["processed_tokens"],
-                         useful_tokens_per_s=round(useful / dt, 1), padding_fraction=t["padding_fraction"],
-                         tflops=round(flops / dt / 1e12, 4), frac_bf16_peak=round(flops / dt / peak_bf16, 3))
-    print(f"model: {src}\nmix: mlan, {a.examples} examples, batch {a.batch_size}, {a.steps} steps each")
+                         useful_tokens_per_s=round(useful / dt, 1), padding_fraction=round(t["padding_tokens"] / max(1, t["processed_tokens"]), 4),
+                         attention=attn, tflops=round(flops / dt / 1e12, 4), frac_bf16_peak=round(flops / dt / peak_bf16, 3))
+    print(f"model: {src}\nmix: mlan, {a.examples} examples, batch {a.batch_size}, {a.steps} steps each, "
+          f"timed after step {a.warmup}")
     print(f"measured matmul peak here: bf16 {peak_bf16/1e9:.0f} GFLOP/s, fp32 {peak_fp32/1e9:.0f} GFLOP/s")
-    print(f"{'':10}{'s':>8}{'examples':>10}{'useful tok/s':>14}{'padding':>9}{'GFLOP/s':>9}{'of bf16 peak':>14}")
+    print(f"{'':10}{'s':>8}{'examples':>10}{'useful tok/s':>14}{'padding':>9}{'attention':>10}{'GFLOP/s':>9}{'of bf16 peak':>14}")
     for k, r in res.items():
-        print(f"{k:10}{r['seconds']:>8}{r['examples']:>10}{r['useful_tokens_per_s']:>14}{r['padding_fraction']:>9.3f}{r['tflops']*1000:>9.1f}{r['frac_bf16_peak']:>14.2f}")
+        print(f"{k:10}{r['seconds']:>8}{r['examples']:>10}{r['useful_tokens_per_s']:>14}{r['padding_fraction']:>9.3f}{r['attention']:>10}"
+              f"{r['tflops']*1000:>9.1f}{r['frac_bf16_peak']:>14.2f}")
     ratio = res["mmkit"]["useful_tokens_per_s"] / res["baseline"]["useful_tokens_per_s"]
     print(f"ratio (mmkit / baseline, useful tokens/s): {ratio:.2f}x   (target >= 2.0)")
     print(json.dumps(dict(ratio=round(ratio, 3), peak_bf16_gflops=round(peak_bf16 / 1e9), **res)))

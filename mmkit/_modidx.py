@@ -338,6 +338,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'mmkit.train.caption_scores': ('train.html#caption_scores', 'mmkit/train.py'),
                              'mmkit.train.cell_labels': ('train.html#cell_labels', 'mmkit/train.py'),
                              'mmkit.train.check_base': ('train.html#check_base', 'mmkit/train.py'),
+                             'mmkit.train.cpu_bf16_attention': ('train.html#cpu_bf16_attention', 'mmkit/train.py'),
                              'mmkit.train.gate0': ('train.html#gate0', 'mmkit/train.py'),
                              'mmkit.train.gate1': ('train.html#gate1', 'mmkit/train.py'),
                              'mmkit.train.greedy': ('train.html#greedy', 'mmkit/train.py'),
