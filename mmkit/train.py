@@ -53,6 +53,7 @@ def cpu_bf16_attention(model):
     `bench/train_throughput.py` and a bare loop). Only the training process is affected: `config.json` does not store the
     choice, so a saved model loads with the library default again."""
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if not hasattr(inner, "set_attn_implementation"): return model      # e.g. the vision pretraining probe: plain nn.Module
     if getattr(inner.config, "_attn_implementation", None) == "sdpa": inner.set_attn_implementation("eager")
     return model
 
