@@ -4,4 +4,6 @@
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 mkdir -p runs
 papermill nbs/train.ipynb runs/lang_only.ipynb -p recipe lang_only --cwd nbs "$@"
-echo "[demo] results: runs/lang_only/ (metrics.json, predictions.jsonl, tokens.json, checkpoint/); executed notebook: runs/lang_only.ipynb"
+RUNS="$(python -c 'from mmkit.config import runs_dir; print(runs_dir())')"
+echo "[demo] results: $RUNS/lang_only/ (metrics.json, predictions.jsonl, controls.jsonl, tokens.json, checkpoint/); executed notebook: runs/lang_only.ipynb"
+echo "[demo] all runs in one table: mmkit report  (or nbs/report.ipynb)"
