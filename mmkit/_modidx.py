@@ -181,6 +181,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'mmkit.model.ModelLoadError': ('model.html#modelloaderror', 'mmkit/model.py'),
                              'mmkit.model.Template': ('model.html#template', 'mmkit/model.py'),
                              'mmkit.model.TemplateMismatchError': ('model.html#templatemismatcherror', 'mmkit/model.py'),
+                             'mmkit.model._bpe_merges': ('model.html#_bpe_merges', 'mmkit/model.py'),
                              'mmkit.model._chat_template': ('model.html#_chat_template', 'mmkit/model.py'),
                              'mmkit.model._dtype': ('model.html#_dtype', 'mmkit/model.py'),
                              'mmkit.model._fix_processor': ('model.html#_fix_processor', 'mmkit/model.py'),

@@ -13,7 +13,7 @@ from datasets import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments, default_data_collator
 from .config import MMKitError, atomic_write_json, atomic_write_text, cache_dir, config_hash, env_info, read_json, settings
 from .model import (POLICIES, apply_policy, build_tiny_llava, image_token_count, load_image, load_model, merge_lora,
-                         save_model, train_tokenizer, param_counts, generation_prompt)
+                         save_model, train_tokenizer, param_counts, generation_prompt, TOKENIZER_VERSION)
 from . import data as mdata
 
 # %% auto #0
@@ -445,7 +445,7 @@ VISION_SCENES = {"test": 256, "default": 36_000}
 def base_key(size: str, scale: str, seed: int, overrides: dict) -> dict:
     from mmkit import tasks
     return dict(size=size, scale=scale, seed=seed, stages={k: STAGES[k] for k in ("stage0", "vision", "stage1")},
-                overrides=overrides, vocab=VOCAB.get(size, 1500), tasks=tasks._source_hash())
+                overrides=overrides, vocab=VOCAB.get(size, 1500), tokenizer=TOKENIZER_VERSION, tasks=tasks._source_hash())
 
 def _overrides(stage0=None, stage1=None) -> dict:
     return dict(stage0=dict(stage0 or {}), stage1={**MICROCOSM_STAGE1, **(stage1 or {})})
@@ -467,7 +467,8 @@ def build_base(size: str | None = None, scale: str = "default", seed: int = 0, f
     m = tasks.microcosm(seed=seed, scale=scale)
     # Each stage's work folder is keyed by the settings it depends on, so changing stage 1 reuses a finished stage 0.
     # Keys cover the settings *and the data* each stage trains on (a changed generator retrains what it feeds).
-    k0 = config_hash(dict(size=size, scale=scale, seed=seed, vocab=VOCAB.get(size, 1500), s0=STAGES["stage0"], o0=stage0,
+    k0 = config_hash(dict(size=size, scale=scale, seed=seed, vocab=VOCAB.get(size, 1500), tokenizer=TOKENIZER_VERSION,
+                          s0=STAGES["stage0"], o0=stage0,
                           corpus=config_hash(list(m["corpus"]))))
     kv = config_hash(dict(k0=k0, sv=STAGES["vision"], n=VISION_SCENES.get(scale, 36_000)))
     k1 = config_hash(dict(kv=kv, s1=STAGES["stage1"], o1=stage1, captions=tasks.dataset_digest(m["captions"])))
