@@ -78,7 +78,7 @@ def run(kind, model, ds, processor, steps, batch_size, out, warmup):
                   use_cpu=not torch.cuda.is_available(), disable_tqdm=True, seed=0, dataloader_num_workers=0)
     if kind == "mmkit":
         args = TrainingArguments(bf16=bf16_available(), **common)
-        if args.bf16 and not torch.cuda.is_available(): cpu_bf16_attention(model)   # as mmkit.train.run_trainer does
+        cpu_bf16_attention(model, args.bf16)   # as mmkit.train.run_trainer does
         tr = MMTrainer(model=model, args=args, train_dataset=ds, data_collator=mdata.Collator(processor), group=True, ledger=ledger)
     else:
         args = TrainingArguments(**common)    # Trainer defaults: fp32, random sampler

@@ -15,72 +15,34 @@ from transformers import (AutoProcessor, CLIPImageProcessorPil, CLIPVisionConfig
 from .config import MMKitError, read_json
 
 # %% auto #0
-__all__ = ['IMAGE_TOKEN', 'PAD_TOKEN', 'BOS_TOKEN', 'EOS_TOKEN', 'UNK_TOKEN', 'SPECIAL_TOKENS', 'TOKENIZER_VERSION', 'TEMPLATES',
-           'SIZES', 'POLICIES', 'LORA_DEFAULTS', 'train_tokenizer', 'sample_tokenizer', 'make_processor',
-           'image_token_count', 'Template', 'TemplateMismatchError', 'get_template', 'render_segments',
-           'encode_conversation', 'generation_prompt', 'llava_config', 'build_tiny_llava', 'param_counts',
-           'BadImageError', 'load_image', 'ModelLoadError', 'save_model', 'load_model', 'make_llava15_fixture',
-           'lora_target_regex', 'apply_policy', 'merge_lora']
+__all__ = ['IMAGE_TOKEN', 'PAD_TOKEN', 'BOS_TOKEN', 'EOS_TOKEN', 'UNK_TOKEN', 'SPECIAL_TOKENS', 'TEMPLATES', 'SIZES', 'POLICIES',
+           'LORA_DEFAULTS', 'train_tokenizer', 'sample_tokenizer', 'make_processor', 'image_token_count', 'Template',
+           'TemplateMismatchError', 'get_template', 'render_segments', 'encode_conversation', 'generation_prompt',
+           'llava_config', 'build_tiny_llava', 'param_counts', 'BadImageError', 'load_image', 'ModelLoadError',
+           'save_model', 'load_model', 'make_llava15_fixture', 'lora_target_regex', 'apply_policy', 'merge_lora']
 
 # %% ../nbs/01_model.ipynb #df840661
 IMAGE_TOKEN, PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN = "<image>", "<pad>", "<s>", "</s>", "<unk>"
 SPECIAL_TOKENS = [UNK_TOKEN, PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, IMAGE_TOKEN]
 _ALPHABET = [chr(i) for i in range(32, 127)] + ["\n", "▁"]
 
-TOKENIZER_VERSION = "bpe-deterministic-1"   # part of the base's cache key: a changed trainer rebuilds the base
-
-def _bpe_merges(word_counts: dict, n_merges: int, min_frequency: int = 2) -> list[tuple[str, str]]:
-    """BPE merges learned from pre-token counts, deterministically: the most frequent adjacent pair is merged first and
-    ties go to the smallest pair (compared as strings). `tokenizers`' `BpeTrainer` breaks count ties by hash-map order,
-    so two processes can learn different vocabularies from the same text (huggingface/tokenizers#1794)."""
-    from collections import Counter
-    seqs = {w: tuple(w) for w in word_counts}
-    pairs, where, merges = Counter(), {}, []
-    for w, s in seqs.items():
-        for pr in zip(s, s[1:]): pairs[pr] += word_counts[w]; where.setdefault(pr, set()).add(w)
-    while len(merges) < n_merges and pairs:
-        (a, b), n = min(pairs.items(), key=lambda kv: (-kv[1], kv[0]))
-        if n < min_frequency: break
-        merges.append((a, b))
-        for w in sorted(where.pop((a, b), ())):
-            s, c = seqs[w], word_counts[w]
-            for pr in zip(s, s[1:]):
-                pairs[pr] -= c
-                if pairs[pr] <= 0: del pairs[pr]
-                if pr in where: where[pr].discard(w)
-            out, i = [], 0
-            while i < len(s):
-                if i + 1 < len(s) and s[i] == a and s[i + 1] == b: out.append(a + b); i += 2
-                else: out.append(s[i]); i += 1
-            seqs[w] = s = tuple(out)
-            for pr in zip(s, s[1:]): pairs[pr] += c; where.setdefault(pr, set()).add(w)
-        pairs.pop((a, b), None)
-    return merges
-
 def train_tokenizer(texts, vocab_size: int = 2000, kind: str = "bpe") -> PreTrainedTokenizerFast:
-    """Train a `kind` (`bpe` or `word`) tokenizer on `texts` with the LLaVA special tokens; `<s>` is prepended on encode.
-    BPE merges are learned by `_bpe_merges` (deterministic: the same texts give the same tokenizer in every process)
-    and loaded into a `tokenizers` BPE model, so encoding is the library's."""
-    from collections import Counter
+    "Train a `kind` (`bpe` or `word`) tokenizer on `texts` with the LLaVA special tokens; `<s>` is prepended on encode."
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     meta = dict(replacement="▁", prepend_scheme="never", split=True)
-    pre = pre_tokenizers.Sequence([pre_tokenizers.Split("\n", behavior="isolated"), pre_tokenizers.Metaspace(**meta),
-                                   pre_tokenizers.Punctuation(), pre_tokenizers.Digits(individual_digits=True)])
+    pre = [pre_tokenizers.Split("\n", behavior="isolated"), pre_tokenizers.Metaspace(**meta)]
     if kind == "bpe":
-        words = Counter(piece for t in texts for piece, _ in pre.pre_tokenize_str(t))
-        base = SPECIAL_TOKENS + sorted((set(_ALPHABET) | {ch for w in words for ch in w}) - set(SPECIAL_TOKENS))
-        merges = _bpe_merges(words, max(0, vocab_size - len(base)))
-        vocab = {t: i for i, t in enumerate(base)}
-        for a, b in merges: vocab.setdefault(a + b, len(vocab))
-        tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token=UNK_TOKEN))
-        tok.add_special_tokens(SPECIAL_TOKENS)
+        tok = Tokenizer(models.BPE(unk_token=UNK_TOKEN))
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, min_frequency=2,
+                                      initial_alphabet=_ALPHABET, show_progress=False)
     elif kind == "word":
         tok = Tokenizer(models.WordLevel(unk_token=UNK_TOKEN))
         trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False)
     else: raise MMKitError(f"train_tokenizer: unknown kind {kind!r} (expected 'bpe' or 'word')")
-    tok.pre_tokenizer = pre
+    pre += [pre_tokenizers.Punctuation(), pre_tokenizers.Digits(individual_digits=True)]
+    tok.pre_tokenizer = pre_tokenizers.Sequence(pre)
     tok.decoder = decoders.Metaspace(**meta)
-    if kind == "word": tok.train_from_iterator(list(texts), trainer)
+    tok.train_from_iterator(list(texts), trainer)
     tok.post_processor = processors.TemplateProcessing(single=f"{BOS_TOKEN} $A", pair=f"{BOS_TOKEN} $A {BOS_TOKEN} $B",
                                                        special_tokens=[(BOS_TOKEN, tok.token_to_id(BOS_TOKEN))])
     return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token=UNK_TOKEN, pad_token=PAD_TOKEN, bos_token=BOS_TOKEN,

@@ -13,7 +13,7 @@ from datasets import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments, default_data_collator
 from .config import MMKitError, atomic_write_json, atomic_write_text, cache_dir, config_hash, env_info, read_json, settings
 from .model import (POLICIES, apply_policy, build_tiny_llava, image_token_count, load_image, load_model, merge_lora,
-                         save_model, train_tokenizer, param_counts, generation_prompt, TOKENIZER_VERSION)
+                         save_model, train_tokenizer, param_counts, generation_prompt)
 from . import data as mdata
 
 # %% auto #0
@@ -21,7 +21,8 @@ __all__ = ['STAGES', 'BASE_FILES', 'VOCAB', 'MICROCOSM_STAGE1', 'VISION_SCENES',
            'bf16_available', 'MMTrainer', 'last_complete_checkpoint', 'run_trainer', 'lm_blocks', 'train_stage0',
            'knowledge_probes', 'perplexity', 'greedy', 'gate0', 'CellProbe', 'cell_labels', 'probe_dataset',
            'pretrain_vision', 'probe_accuracy', 'replay_blocks', 'train_stage1', 'parse_description', 'caption_scores',
-           'gate1', 'check_base', 'resolve_base', 'train_stage2', 'base_key', 'base_path', 'build_base']
+           'gate1', 'check_base', 'resolve_base', 'train_stage2', 'tokenizer_texts', 'stage_keys', 'base_key',
+           'base_path', 'build_base']
 
 # %% ../nbs/05_train.ipynb #693cc043
 STAGES = {
@@ -45,13 +46,14 @@ def stage_args(stage: str, **overrides) -> dict:
     return row
 
 # %% ../nbs/05_train.ipynb #44e811b4
-def cpu_bf16_attention(model):
-    """Switch `model` (or the model under a peft wrapper) from SDPA to eager attention, for bf16 autocast on CPU.
+def cpu_bf16_attention(model, bf16: bool):
+    """With bf16 autocast and no GPU, switch `model` (or the model under a peft wrapper) from SDPA to eager attention.
 
     PyTorch's CPU flash-attention kernel is slow in bf16, its backward especially: on the default microcosm model a
-    stage-2 step is 1.28× faster with eager attention (bf16: 139 vs 178 ms; fp32: no difference — measured with
-    `bench/train_throughput.py` and a bare loop). Only the training process is affected: `config.json` does not store the
-    choice, so a saved model loads with the library default again."""
+    stage-2 step is 1.28× faster with eager attention (bf16: 139 vs 178 ms; fp32: no difference — measured in a bare
+    training loop). Only the training process is affected: `config.json` does not store the choice, so a saved model
+    loads with the library default again."""
+    if not bf16 or torch.cuda.is_available(): return model
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     if not hasattr(inner, "set_attn_implementation"): return model      # e.g. the vision pretraining probe: plain nn.Module
     if getattr(inner.config, "_attn_implementation", None) == "sdpa": inner.set_attn_implementation("eager")
@@ -166,7 +168,7 @@ def run_trainer(model, train_ds, collator, out_dir, *, stage: str, lr: float, ep
     out_dir = Path(out_dir); _check_writable(out_dir, "the output folder")
     if len(train_ds) == 0: raise MMKitError(f"{stage}: no training examples")
     bf16 = bf16_available() if bf16 is None else bf16
-    if bf16 and not torch.cuda.is_available(): cpu_bf16_attention(model)
+    cpu_bf16_attention(model, bf16)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     steps_per_epoch = math.ceil(len(train_ds) / (batch_size * grad_accum * world))
     total = max_steps if max_steps and max_steps > 0 else math.ceil(steps_per_epoch * epochs)
@@ -442,10 +444,27 @@ VOCAB = {"test": 600, "small": 1200, "default": 1500}
 MICROCOSM_STAGE1 = dict(policy="stage1_lm", lr=3e-4, epochs=3, replay=0.5)
 VISION_SCENES = {"test": 256, "default": 36_000}
 
+def tokenizer_texts(m: dict) -> list[str]:
+    "Every text the microcosm tokenizer is trained on: the stage-0 corpus, all instruction-pool turns, all captions."
+    return (list(m["corpus"]) + [t["value"] for c in m["pools"]["conversations"] for t in c]
+            + [t["value"] for c in m["captions"]["conversations"] for t in c])
+
+def stage_keys(m: dict, size: str, scale: str, seed: int, stage0: dict, stage1: dict, texts=None) -> dict:
+    """The work-folder key of each base-building step (`tokenizer`, `stage0`, `vision`, `stage1`): the settings *and the
+    data* it depends on, chained, so a changed stage 1 reuses a finished stage 0 and a changed generator retrains
+    exactly what it feeds — the tokenizer's key covers every text it is trained on (`tokenizer_texts`)."""
+    from mmkit import tasks
+    kt = config_hash(dict(vocab=VOCAB.get(size, 1500), texts=config_hash(texts if texts is not None else tokenizer_texts(m))))
+    k0 = config_hash(dict(kt=kt, size=size, scale=scale, seed=seed, s0=STAGES["stage0"], o0=stage0,
+                          corpus=config_hash(list(m["corpus"]))))
+    kv = config_hash(dict(k0=k0, sv=STAGES["vision"], n=VISION_SCENES.get(scale, 36_000)))
+    k1 = config_hash(dict(kv=kv, s1=STAGES["stage1"], o1=stage1, captions=tasks.dataset_digest(m["captions"])))
+    return dict(tokenizer=kt, stage0=k0, vision=kv, stage1=k1)
+
 def base_key(size: str, scale: str, seed: int, overrides: dict) -> dict:
     from mmkit import tasks
     return dict(size=size, scale=scale, seed=seed, stages={k: STAGES[k] for k in ("stage0", "vision", "stage1")},
-                overrides=overrides, vocab=VOCAB.get(size, 1500), tokenizer=TOKENIZER_VERSION, tasks=tasks._source_hash())
+                overrides=overrides, vocab=VOCAB.get(size, 1500), tasks=tasks._source_hash())
 
 def _overrides(stage0=None, stage1=None) -> dict:
     return dict(stage0=dict(stage0 or {}), stage1={**MICROCOSM_STAGE1, **(stage1 or {})})
@@ -465,23 +484,14 @@ def build_base(size: str | None = None, scale: str = "default", seed: int = 0, f
     ov = _overrides(stage0, stage1); stage0, stage1 = ov["stage0"], ov["stage1"]
     if (out/"base.json").is_file() and not force: return out
     m = tasks.microcosm(seed=seed, scale=scale)
-    # Each stage's work folder is keyed by the settings it depends on, so changing stage 1 reuses a finished stage 0.
-    # Keys cover the settings *and the data* each stage trains on (a changed generator retrains what it feeds).
-    k0 = config_hash(dict(size=size, scale=scale, seed=seed, vocab=VOCAB.get(size, 1500), tokenizer=TOKENIZER_VERSION,
-                          s0=STAGES["stage0"], o0=stage0,
-                          corpus=config_hash(list(m["corpus"]))))
-    kv = config_hash(dict(k0=k0, sv=STAGES["vision"], n=VISION_SCENES.get(scale, 36_000)))
-    k1 = config_hash(dict(kv=kv, s1=STAGES["stage1"], o1=stage1, captions=tasks.dataset_digest(m["captions"])))
+    texts = tokenizer_texts(m)
     work = cache_dir()/f"base-{size}-{scale}.work"; work.mkdir(parents=True, exist_ok=True)
-    dirs = {"tokenizer": work/f"tokenizer-{k0}", "stage0": work/f"stage0-{k0}", "vision": work/f"vision-{kv}",
-            "stage1": work/f"stage1-{k1}"}
+    dirs = {stage: work/f"{stage}-{k}" for stage, k in stage_keys(m, size, scale, seed, stage0, stage1, texts).items()}
     t0 = time.time()
     if (dirs["tokenizer"]/"tokenizer.json").is_file():
         from transformers import AutoTokenizer
         tok = AutoTokenizer.from_pretrained(dirs["tokenizer"])
     else:
-        texts = list(m["corpus"]) + [t["value"] for c in m["pools"]["conversations"] for t in c]
-        texts += [t["value"] for c in m["captions"]["conversations"] for t in c]
         tok = train_tokenizer(texts, vocab_size=VOCAB.get(size, 1500)); tok.save_pretrained(dirs["tokenizer"])
     model, processor = build_tiny_llava(tok, size, image_size=m["config"]["image_size"], patch_size=8, seed=seed)
     timings, gates = {}, {}

@@ -137,3 +137,17 @@ def test_bad_input_fails_before_training(tmp_path, test_base):
     with pytest.raises(MMKitError, match="missing tokenizer.json"):
         train_stage2("lang_only", tmp_path/"r3", base=broken, budget=8, scale="test")
     for d in ("r1", "r2", "r3"): assert not (tmp_path/d/"trainer").exists()
+
+def test_stage_keys_cover_the_data_each_step_trains_on():
+    "A changed instruction pool retrains the tokenizer (and all that follows); a changed stage-1 setting only stage 1."
+    from mmkit.train import stage_keys
+    m = tasks.microcosm(scale="test")
+    keys = stage_keys(m, "test", "test", 0, {}, {})
+    assert keys == stage_keys(dict(m), "test", "test", 0, {}, {})
+    first = m["pools"][0]["conversations"]
+    pools = m["pools"].map(lambda r, i: {"conversations": [{**first[0], "value": first[0]["value"] + " Please."}, first[1]]}
+                           if i == 0 else {}, with_indices=True)
+    changed = stage_keys({**m, "pools": pools}, "test", "test", 0, {}, {})
+    assert all(changed[k] != keys[k] for k in keys)           # tokenizer texts changed: every later step is rebuilt
+    s1 = stage_keys(m, "test", "test", 0, {}, {"lr": 1e-3})
+    assert [k for k in keys if s1[k] != keys[k]] == ["stage1"]
