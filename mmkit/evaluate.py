@@ -411,7 +411,7 @@ def control_suites(n_per_task: int = 60, seed: int = CONTROL_SEED, image_size: i
             raise MMKitError(f"control_suites: record {r['id']!r}: answer {gpt!r} is not in tasks.ANSWER_STYLE")
         answer = gpt[len(lead):len(gpt) - len(tail)]
         q = human.replace(IMAGE_TOKEN, "").strip()
-        choices = re.findall(r"^[A-H]\. (.*)$", q, re.M)
+        choices = re.findall(rf"^[{LETTERS}]\. (.*)$", q, re.M)    # the options as `tasks._options` writes them
         kind = "letter" if choices else ("yesno" if answer.lower() in ("yes", "no") else "short")
         out.setdefault(r["task"], []).append(dict(id=r["id"], dataset=r["task"], image=r["image"], question=q,
                                                   choices=choices, answer=answer, answer_type=kind))

@@ -165,8 +165,8 @@ def fig_per_dataset(df: pd.DataFrame, title: str = "Zero-shot accuracy on the he
                              legend_title="recipe")
 
 def fig_score_vs_tokens(df: pd.DataFrame, score: str = "overall_avg",
-                        title: str = "Score vs training tokens (marker size: image-token share)") -> go.Figure:
-    "Score against training tokens, one point per run (size = image share), with each recipe's text/image tokens beside."
+                        title: str = "Score vs training tokens (marker size: image-token share)", chance: dict | None = None) -> go.Figure:
+    "Score against training tokens, one point per run (size = image share), with each recipe's text/image tokens beside; dotted: chance."
     if not len(df): return _empty(title)
     s = summary_frame(df); col = _color(s.group)
     fig = make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38], horizontal_spacing=0.12,
@@ -182,6 +182,9 @@ def fig_score_vs_tokens(df: pd.DataFrame, score: str = "overall_avg",
             row=1, col=1)
     fig.add_bar(y=s.group, x=s.tokens_text, orientation="h", name="text tokens", marker_color="#7f8c8d", row=1, col=2)
     fig.add_bar(y=s.group, x=s.tokens_image, orientation="h", name="image tokens", marker_color="#e67e22", row=1, col=2)
+    if chance and chance.get(score) is not None:
+        fig.add_hline(y=chance[score], line_dash="dot", line_color="black", opacity=0.6, annotation_text="chance",
+                      annotation_position="bottom right", row=1, col=1)
     fig.update_xaxes(title_text="training tokens (text + image)", row=1, col=1)
     fig.update_yaxes(title_text=score.replace("_", " "), row=1, col=1)
     fig.update_xaxes(title_text="tokens (mean over seeds)", row=1, col=2)
@@ -312,7 +315,7 @@ def write_report(out_dir=None, runs_dir=None) -> dict:
     if not js.is_file(): atomic_write_text(js, get_plotlyjs())
     figs = {}
     for name, fn in FIGURES.items():
-        fig = fn(df, chance=chance) if name in ("per_dataset", "sweep") else fn(df)
+        fig = fn(df, chance=chance)
         paths[name] = atomic_write_text(out/f"fig_{name}.html", fig.to_html(include_plotlyjs="directory", full_html=True))
         figs[name] = fig
     broken = status[status.status == "broken"]

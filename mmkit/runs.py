@@ -207,13 +207,17 @@ def _train(run: Path, p: dict, base_path: str) -> dict:
     atomic_write_json(run/"train.json", info)
     return info
 
-def _evaluate(run: Path, p: dict, checkpoint: str) -> tuple[dict, float]:
+def _load(checkpoint):
+    "`(model, processor)` of a run's checkpoint, on the GPU when there is one."
     import torch
     from mmkit.model import load_model
+    model, processor = load_model(checkpoint)
+    return (model.to("cuda") if torch.cuda.is_available() else model), processor
+
+def _evaluate(run: Path, p: dict, checkpoint: str) -> tuple[dict, float]:
     from mmkit.evaluate import evaluate
     t0 = time.time()
-    model, processor = load_model(checkpoint)
-    if torch.cuda.is_available(): model = model.to("cuda")
+    model, processor = _load(checkpoint)
     metrics, preds = evaluate(model, processor, suites=_heldout(p), n=p["eval_n"], seed=p["seed"], progress=True)
     atomic_write_text(run/"predictions.jsonl", "".join(json.dumps(r, default=str) + "\n" for r in preds))
     metrics["controls"] = _controls(run, model, processor, p["eval_n"], p["seed"])
@@ -231,17 +235,13 @@ def _controls(run: Path, model, processor, eval_n, seed) -> dict:
 
 def add_controls(run, force: bool = False) -> dict:
     "Back-fill the training-task controls of a complete run made before they existed; rewrite its `metrics.json` atomically."
-    import torch
-    from mmkit.model import load_model
     run = Path(run); r = read_run(run)
     if r["status"] != "complete": raise RunError(f"{run}: not a complete run ({r['status']}{': ' + r['error'] if r['error'] else ''})")
     m = r["metrics"]
     if m.get("controls") and not force: return m["controls"]
-    ckpt = run/"checkpoint" if (run/"checkpoint"/"config.json").is_file() else m.get("base_path")
-    if not ckpt or not (Path(ckpt)/"config.json").is_file():
-        raise RunError(f"{run}: no checkpoint to score (looked for {run/'checkpoint'} and the base path {m.get('base_path')!r})")
-    model, processor = load_model(ckpt)
-    if torch.cuda.is_available(): model = model.to("cuda")
+    if r["checkpoint"] is None or not (Path(r["checkpoint"])/"config.json").is_file():
+        raise RunError(f"{run}: no checkpoint to score (neither {run/'checkpoint'} nor, for recipe base, the base path)")
+    model, processor = _load(r["checkpoint"])
     p = m.get("params") or {}
     m["controls"] = _controls(run, model, processor, p.get("eval_n"), p.get("seed") or 0)
     atomic_write_json(run/"metrics.json", m)
