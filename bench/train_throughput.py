@@ -8,10 +8,14 @@ baseline: `Trainer` defaults — fp32, random batches (mixed modalities, padded 
 
 Both train the same model (the cached microcosm base if built, else a random default-size LLaVA) on the same
 examples of the default `mlan` mix for the same number of steps. Prints tokens/s of each, the ratio, padding fractions,
-and achieved FLOP/s as a fraction of this machine's bf16 matmul peak (measured here, now). Rates are steady-state:
-the clock starts after `--warmup` optimizer steps (allocator, autocast caches, Trainer set-up) on both sides alike.
+and achieved FLOP/s as a fraction of this machine's bf16 matmul peak (measured here, now: the best of three timings of
+a 2048² matmul). Rates are steady-state: the clock starts after `--warmup` optimizer steps (allocator, autocast caches,
+Trainer set-up, compilation) on every side alike; `total s` is the whole `train()` call, warm-up included.
 
-    python bench/train_throughput.py [--examples 768] [--batch-size 16] [--steps 40] [--warmup 4]
+`--compile` adds a third side: mmkit with the model compiled in place (`model.compile(dynamic=True)`, inductor) before
+the same Trainer; use `--warmup 10` with it so the compilations fall before the clock starts.
+
+    python bench/train_throughput.py [--examples 768] [--batch-size 16] [--steps 40] [--warmup 4] [--compile]
 """
 import argparse, copy, json, math, os, tempfile, time
 os.environ.setdefault("HF_HUB_OFFLINE", "1"); os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -21,12 +25,16 @@ from mmkit import data as mdata, tasks
 from mmkit.model import build_tiny_llava, load_model, train_tokenizer, apply_policy, image_token_count
 from mmkit.train import MMTrainer, base_path, bf16_available, cpu_bf16_attention
 
-def matmul_peak(dtype, n=2048, reps=10) -> float:
+def matmul_peak(dtype, n=2048, reps=10, trials=3) -> float:
+    "FLOP/s of an n×n matmul in `dtype`: the best of `trials` timings of `reps` products (a peak is a best case)."
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     a @ b
-    t = time.perf_counter()
-    for _ in range(reps): a @ b
-    return 2 * n**3 * reps / (time.perf_counter() - t)
+    best = 0.0
+    for _ in range(trials):
+        t = time.perf_counter()
+        for _ in range(reps): a @ b
+        best = max(best, 2 * n**3 * reps / (time.perf_counter() - t))
+    return best
 
 def model_flops(model, ledger_totals, n_text_tokens, n_image_samples, seq_len) -> float:
     "Approximate training FLOPs: 6·N·T for the language model (+ attention), 2·N·T forward-only for the frozen tower."
@@ -76,23 +84,26 @@ def run(kind, model, ds, processor, steps, batch_size, out, warmup):
     common = dict(output_dir=out, per_device_train_batch_size=batch_size, max_steps=steps, learning_rate=1e-4,
                   report_to="none", remove_unused_columns=False, save_strategy="no", logging_steps=10**6,
                   use_cpu=not torch.cuda.is_available(), disable_tqdm=True, seed=0, dataloader_num_workers=0)
-    if kind == "mmkit":
+    if kind.startswith("mmkit"):
         args = TrainingArguments(bf16=bf16_available(), **common)
         cpu_bf16_attention(model, args.bf16)   # as mmkit.train.run_trainer does
+        if kind == "mmkit+compile": model.compile(dynamic=True)
         tr = MMTrainer(model=model, args=args, train_dataset=ds, data_collator=mdata.Collator(processor), group=True, ledger=ledger)
     else:
         args = TrainingArguments(**common)    # Trainer defaults: fp32, random sampler
         tr = BaselineTrainer(model=model, args=args, train_dataset=ds, data_collator=ZeroImageCollator(processor))
         tr.ledger = ledger
-    clock = StepClock(ledger, warmup); tr.add_callback(clock); tr.train()
+    clock = StepClock(ledger, warmup); tr.add_callback(clock)
+    start = time.perf_counter(); tr.train(); total = time.perf_counter() - start
     (t0, a), (t1, b) = clock.start, clock.end
     return t1 - t0, {k: b[k] - a[k] for k in ("examples", "text_tokens", "image_tokens", "padding_tokens", "processed_tokens")}, \
-        tr.model.config.text_config._attn_implementation
+        tr.model.config.text_config._attn_implementation, total
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--examples", type=int, default=768); ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--steps", type=int, default=40); ap.add_argument("--warmup", type=int, default=4)
+    ap.add_argument("--compile", action="store_true", help="add a side: mmkit with model.compile(dynamic=True)")
     a = ap.parse_args()
     base = base_path(size="default", scale="default")
     if (base/"base.json").is_file(): model, processor = load_model(base); src = str(base)
@@ -106,26 +117,29 @@ def main():
     model0 = model   # each side trains its own deep copy: accelerate patches `forward` (autocast) of the model it prepares
     peak_bf16, peak_fp32 = matmul_peak(torch.bfloat16), matmul_peak(torch.float32)
     res = {}
-    for kind in ["baseline", "mmkit"]:
+    for kind in ["baseline", "mmkit"] + (["mmkit+compile"] if a.compile else []):
         model = copy.deepcopy(model0); apply_policy(model, "stage2")
         with tempfile.TemporaryDirectory() as out:
-            dt, t, attn = run(kind, model, ds, processor, a.steps, a.batch_size, out, a.warmup)
+            dt, t, attn, total = run(kind, model, ds, processor, a.steps, a.batch_size, out, a.warmup)
         useful = t["text_tokens"] + t["image_tokens"]
         n_img = t["image_tokens"] // image_token_count(processor)
         zero_imgs = t["examples"] - n_img if kind == "baseline" else 0
         flops = model_flops(model, t, t["text_tokens"], n_img + zero_imgs, max(1, t["processed_tokens"] // max(1, t["examples"])))
-        res[kind] = dict(seconds=round(dt, 2), examples=t["examples"], useful_tokens=useful, processed_tokens=t["processed_tokens"],
+        res[kind] = dict(seconds=round(dt, 2), total_seconds=round(total, 1), examples=t["examples"], useful_tokens=useful, processed_tokens=t["processed_tokens"],
                          useful_tokens_per_s=round(useful / dt, 1), padding_fraction=round(t["padding_tokens"] / max(1, t["processed_tokens"]), 4),
                          attention=attn, tflops=round(flops / dt / 1e12, 4), frac_bf16_peak=round(flops / dt / peak_bf16, 3))
     print(f"model: {src}\nmix: mlan, {a.examples} examples, batch {a.batch_size}, {a.steps} steps each, "
           f"timed after step {a.warmup}")
     print(f"measured matmul peak here: bf16 {peak_bf16/1e9:.0f} GFLOP/s, fp32 {peak_fp32/1e9:.0f} GFLOP/s")
-    print(f"{'':10}{'s':>8}{'examples':>10}{'useful tok/s':>14}{'padding':>9}{'attention':>10}{'GFLOP/s':>9}{'of bf16 peak':>14}")
+    print(f"{'':14}{'total s':>8}{'s':>8}{'examples':>10}{'useful tok/s':>14}{'padding':>9}{'attention':>10}{'GFLOP/s':>9}{'of bf16 peak':>14}")
     for k, r in res.items():
-        print(f"{k:10}{r['seconds']:>8}{r['examples']:>10}{r['useful_tokens_per_s']:>14}{r['padding_fraction']:>9.3f}{r['attention']:>10}"
+        print(f"{k:14}{r['total_seconds']:>8}{r['seconds']:>8}{r['examples']:>10}{r['useful_tokens_per_s']:>14}{r['padding_fraction']:>9.3f}{r['attention']:>10}"
               f"{r['tflops']*1000:>9.1f}{r['frac_bf16_peak']:>14.2f}")
     ratio = res["mmkit"]["useful_tokens_per_s"] / res["baseline"]["useful_tokens_per_s"]
     print(f"ratio (mmkit / baseline, useful tokens/s): {ratio:.2f}x   (target >= 2.0)")
+    if "mmkit+compile" in res:
+        print(f"ratio (mmkit+compile / mmkit, steady state): "
+              f"{res['mmkit+compile']['useful_tokens_per_s'] / res['mmkit']['useful_tokens_per_s']:.2f}x")
     print(json.dumps(dict(ratio=round(ratio, 3), peak_bf16_gflops=round(peak_bf16 / 1e9), **res)))
 
 if __name__ == "__main__":

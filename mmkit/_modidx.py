@@ -215,6 +215,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'mmkit.report._empty': ('report.html#_empty', 'mmkit/report.py'),
                               'mmkit.report._fmt': ('report.html#_fmt', 'mmkit/report.py'),
                               'mmkit.report._order': ('report.html#_order', 'mmkit/report.py'),
+                              'mmkit.report.answer_form_table': ('report.html#answer_form_table', 'mmkit/report.py'),
+                              'mmkit.report.answer_forms': ('report.html#answer_forms', 'mmkit/report.py'),
                               'mmkit.report.controls_table': ('report.html#controls_table', 'mmkit/report.py'),
                               'mmkit.report.fig_loss': ('report.html#fig_loss', 'mmkit/report.py'),
                               'mmkit.report.fig_per_dataset': ('report.html#fig_per_dataset', 'mmkit/report.py'),

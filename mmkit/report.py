@@ -16,8 +16,8 @@ from . import runs as mruns
 # %% auto #0
 __all__ = ['AVERAGES', 'TOKEN_COLS', 'CONTROL_COLS', 'COLORS', 'FIGURES', 'results_frame', 'runs_frame', 'mean_ci',
            'summary_frame', 'results_table', 'controls_table', 'fig_per_dataset', 'fig_score_vs_tokens', 'fig_sweep',
-           'read_loss', 'fig_loss', 'read_predictions', 'sample_predictions', 'predictions_html', 'to_markdown',
-           'write_report']
+           'read_loss', 'fig_loss', 'read_predictions', 'sample_predictions', 'predictions_html', 'answer_forms',
+           'answer_form_table', 'to_markdown', 'write_report']
 
 # %% ../nbs/09_report.ipynb #eb62a615
 AVERAGES = ["language_avg", "vision_avg", "overall_avg"]
@@ -277,6 +277,40 @@ def predictions_html(samples: list[dict], image_px: int = 96) -> str:
     head = "<tr><th>dataset</th><th>image</th><th>question</th><th>output</th><th>extracted</th><th>gold</th><th></th></tr>"
     return f"<table>{head}{''.join(rows)}</table>"
 
+# %% ../nbs/09_report.ipynb #edf12a47
+def answer_forms(runs=None) -> pd.DataFrame:
+    """Per complete run and held-out dataset, from `predictions.jsonl`: `n`, `answered` (share of outputs mapped to an
+    answer), `acc_answered` (accuracy among those; NaN when none), `top_answer` and `top_share` (its share among them)."""
+    rows = []
+    for r in _as_runs(runs):
+        if r["status"] != "complete" or not (Path(r["path"])/"predictions.jsonl").is_file(): continue
+        preds = read_predictions(r["path"])
+        for name, g in preds.groupby("dataset", sort=False):
+            ans = g[g["extracted"].fillna("").astype(str) != ""]
+            counts = ans["extracted"].astype(str).value_counts()
+            rows.append(dict(run=r["name"], dataset=name, n=len(g), answered=len(ans) / len(g),
+                             acc_answered=float(ans["correct"].mean()) if len(ans) else float("nan"),
+                             top_answer=counts.index[0] if len(ans) else "", top_share=float(counts.iloc[0] / len(ans)) if len(ans) else float("nan")))
+    return pd.DataFrame(rows, columns=["run", "dataset", "n", "answered", "acc_answered", "top_answer", "top_share"])
+
+def answer_form_table(df: pd.DataFrame, forms: pd.DataFrame) -> pd.DataFrame:
+    """Per recipe (group of `df`, the `results_frame`) and held-out dataset: `answered % · accuracy-when-answered %`,
+    means over seeds; and the mean share of the most frequent answer. Runs without predictions are left out."""
+    if not len(forms) or not len(df): return pd.DataFrame(columns=["recipe", "seeds", *SUITES, "top answer share"]).set_index("recipe")
+    f = forms.merge(df[["run", "group"]], on="run")
+    pct = lambda v: "–" if v != v else f"{100 * v:.0f}"
+    rows = []
+    for grp in _order(df):
+        g = f[f.group == grp]
+        if not len(g): continue
+        row = {"recipe": grp, "seeds": g.run.nunique()}
+        for s in SUITES:
+            d = g[g.dataset == s]
+            row[s] = f"{pct(d.answered.mean())} · {pct(d.acc_answered.mean())}" if len(d) else "–"
+        row["top answer share"] = pct(g.top_share.mean())
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["recipe", "seeds", *SUITES, "top answer share"]).set_index("recipe")
+
 # %% ../nbs/09_report.ipynb #13956295
 def to_markdown(df: pd.DataFrame, index: bool = True) -> str:
     "A GitHub-flavoured markdown table (no `tabulate` needed)."
@@ -297,6 +331,7 @@ def write_report(out_dir=None, runs_dir=None) -> dict:
     runs = mruns.list_runs(root)
     chance = chance_levels()
     df = results_frame(runs); table = results_table(df, chance); status = runs_frame(runs); controls = controls_table(df)
+    forms = answer_form_table(df, answer_forms(runs))
     paths = dict(markdown=out/"results.md", csv=out/"results.csv", runs_csv=out/"runs.csv")
     n_ok = int((status.status == "complete").sum()) if len(status) else 0
     md = [f"# Results\n\n{n_ok} complete run(s) of {len(status)} under `{root}`. Accuracy in %, mean ± 95 % CI over seeds "
@@ -306,10 +341,15 @@ def write_report(out_dir=None, runs_dir=None) -> dict:
           "\n## Training-task controls\n\nFresh items of every stage-2 *training* task (same task types and phrasings, new "
           "scenes; `mmkit.evaluate.control_suites`): did stage 2 learn what it was taught? Accuracy in %, mean ± 95 % CI.\n",
           to_markdown(controls) if len(controls) else "_no run has controls yet (`mmkit controls` scores them)_\n",
+          "\n## Answer form\n\nPer held-out dataset, means over seeds: *answered %* (outputs the extractor maps to an answer "
+          "of the asked type) · *accuracy when answered %* (compare with the chance row above); accuracy = answered × "
+          "accuracy when answered. *Top answer share*: how often the most frequent answer is the one given (%).\n",
+          to_markdown(forms) if len(forms) else "_no run has predictions_\n",
           "\n## Runs\n", to_markdown(status.drop(columns=["path"]), index=False) if len(status) else "_no run folders_\n"]
     atomic_write_text(paths["markdown"], "\n".join(md))
     atomic_write_text(paths["csv"], table.to_csv())
     paths["controls_csv"] = atomic_write_text(out/"controls.csv", controls.to_csv())
+    paths["answer_forms_csv"] = atomic_write_text(out/"answer_forms.csv", forms.to_csv())
     atomic_write_text(paths["runs_csv"], df.to_csv(index=False))
     js = out/"plotly.min.js"
     if not js.is_file(): atomic_write_text(js, get_plotlyjs())
@@ -321,4 +361,4 @@ def write_report(out_dir=None, runs_dir=None) -> dict:
     broken = status[status.status == "broken"]
     for _, b in broken.iterrows(): print(f"[report] broken run {b.run}: {b.error}")
     print(f"[report] {n_ok} complete run(s), {len(broken)} broken -> {out}")
-    return dict(out_dir=out, paths=paths, table=table, controls=controls, chance=chance, frame=df, runs=status, figures=figs)
+    return dict(out_dir=out, paths=paths, table=table, controls=controls, answer_forms=forms, chance=chance, frame=df, runs=status, figures=figs)

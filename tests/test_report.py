@@ -41,6 +41,16 @@ def test_results_frame_and_table(runs3):
     ct = report.controls_table(df)                            # every run scored the training-task controls
     assert list(ct.index) == ["base", "lang_only", "mix:0.5"] and {"scene_qa", "image_qa", "language avg"} <= set(ct.columns)
 
+def test_answer_forms_split_each_score_into_answered_and_accuracy_when_answered(runs3):
+    forms = report.answer_forms(runs3)
+    assert set(forms.run) == {r.name for r in runs3.iterdir() if r.name != "broken-run"}
+    for _, f in forms.iterrows():                             # acc = answered × accuracy-when-answered, from the real runs
+        m = json.loads((runs3/f.run/"metrics.json").read_text())["datasets"][f.dataset]
+        assert f.n == m["n"] and 0 <= f.answered <= 1
+        assert abs(m["acc"] - f.answered * (0 if f.answered == 0 else f.acc_answered)) < 1e-9, (f.run, f.dataset)
+    t = report.answer_form_table(report.results_frame(runs3), forms)
+    assert list(t.index) == ["base", "lang_only", "mix:0.5"] and all(" · " in t.loc["base", s] for s in ("boolq", "pope"))
+
 def test_cli_report_writes_table_and_figures(runs3, tmp_path):
     out = tmp_path/"rep"
     r = subprocess.run([MMKIT, "report", "--runs-dir", str(runs3), "--out", str(out)], capture_output=True, text=True, timeout=120)
@@ -51,6 +61,7 @@ def test_cli_report_writes_table_and_figures(runs3, tmp_path):
     md = (out/"results.md").read_text()
     assert "| lang_only |" in md and "| broken-run | vis_only | 0 | broken |" in md
     assert list(pd.read_csv(out/"results.csv", index_col=0).index) == ["base", "lang_only", "mix:0.5", "chance"]
+    assert "## Answer form" in md and list(pd.read_csv(out/"answer_forms.csv", index_col=0).index) == ["base", "lang_only", "mix:0.5"]
     assert "## Training-task controls" in md and list(pd.read_csv(out/"controls.csv", index_col=0).index) == ["base", "lang_only", "mix:0.5"]
     assert "mix:0.5" in (out/"fig_sweep.html").read_text()
 
