@@ -4,7 +4,8 @@
 
 # %% ../nbs/06_evaluate.ipynb #2d5e3362
 from __future__ import annotations
-import json, math, re
+import copy, json, math, re
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -17,8 +18,8 @@ from .benchmarks import (LETTERS, BENCHMARKS, LANGUAGE_BENCHMARKS, VISION_BENCHM
 # %% auto #0
 __all__ = ['IMAGE_OPTIONAL', 'STOP_STRINGS', 'CONTROL_SEED', 'normalize_answer', 'extract_answer', 'is_correct',
            'dataset_metrics', 'modality_of', 'summarize', 'aggregate_seeds', 'load_suites', 'StopOnStrings',
-           'cut_at_stop', 'generate_answers', 'loglik_options', 'loglik_scores', 'evaluate', 'chance_accuracy',
-           'chance_levels', 'control_suites']
+           'cut_at_stop', 'shared_prefix', 'prefix_cache', 'generate_answers', 'loglik_options', 'loglik_scores',
+           'evaluate', 'chance_accuracy', 'chance_levels', 'control_suites']
 
 # %% ../nbs/06_evaluate.ipynb #28431aff
 _NUMBER_WORDS = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve".split())}
@@ -233,19 +234,70 @@ def _encode(processor, prompts, images, device, dtype, padding_side="left"):
     if "pixel_values" in enc: enc["pixel_values"] = enc["pixel_values"].to(dtype)
     return enc
 
-def _lengths(processor, prompts, has_image) -> list[int]:
+def _lengths(processor, prompts, has_image, ids=None) -> list[int]:
     from mmkit.model import image_token_count
     n_img = image_token_count(processor)
-    ids = processor.tokenizer(list(prompts))["input_ids"]
+    ids = processor.tokenizer(list(prompts))["input_ids"] if ids is None else ids
     return [len(x) + (n_img - 1 if h else 0) for x, h in zip(ids, has_image)]
 
 def _float_dtype(model):
     return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
 
+def shared_prefix(processor, prompts, ids=None) -> list[int]:
+    """The token ids every one of `prompts` starts with (for a chat template: the system prompt and `USER:`), stopping
+    before any image token (its embedding comes from the image) and leaving every prompt at least one token of its own.
+    Empty for fewer than two prompts."""
+    ids = processor.tokenizer(list(prompts))["input_ids"] if ids is None else ids
+    if len(ids) < 2: return []
+    img = getattr(processor, "image_token_id", None)
+    first, lim, n = ids[0], min(len(x) for x in ids) - 1, 0
+    while n < lim and first[n] != img and all(x[n] == first[n] for x in ids): n += 1
+    return list(first[:n])
+
+@torch.no_grad()
+def prefix_cache(model, prefix: list[int]):
+    "The KV cache of `prefix` as one row; `None` for an empty prefix."
+    if not prefix: return None
+    return model(input_ids=torch.tensor([prefix], device=model.device), use_cache=True).past_key_values
+
+def _prefix_first(enc: dict, prefix: list[int], cache) -> int:
+    """Reorder left-padded rows `[pad…, prefix, rest]` to `[prefix, pad…, rest]` and put a copy of `cache`, repeated
+    for every row, in `enc["past_key_values"]`: the model then computes only the rest. Position ids follow the mask, so
+    each row gets the positions (and logits) it has alone. Returns the prefix length used (0: `enc` left as it was)."""
+    P = len(prefix)
+    if not P or cache is None: return 0
+    ids, am = enc["input_ids"], enc["attention_mask"]
+    npad = (am == 0).sum(1, keepdim=True)
+    ar = torch.arange(ids.shape[1], device=ids.device)[None]
+    idx = torch.where(ar < P, ar + npad, torch.where(ar < P + npad, ar - P, ar))
+    ids2 = ids.gather(1, idx)
+    if not bool((ids2[:, :P] == torch.tensor(prefix, device=ids.device)).all()): return 0   # tokenized differently
+    enc["input_ids"], enc["attention_mask"] = ids2, am.gather(1, idx)
+    c = copy.deepcopy(cache); c.batch_repeat_interleave(ids.shape[0]); enc["past_key_values"] = c
+    return P
+
+@contextmanager
+def _fast_attention(model):
+    """bf16/fp16 weights on a CPU: eager attention while scoring, then the model's own setting again. PyTorch's CPU
+    flash-attention kernel is slow in bf16: on the default microcosm base it took 0.32 s of a 0.81 s evaluation of 144
+    items, eager attention 0.11 s."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    cfg = getattr(inner, "config", None)
+    low = _float_dtype(model) in (torch.bfloat16, torch.float16)
+    if not low or torch.cuda.is_available() or cfg is None or not hasattr(inner, "set_attn_implementation") \
+            or getattr(cfg, "_attn_implementation", None) != "sdpa":
+        yield; return
+    subs = {k: getattr(cfg, k)._attn_implementation for k in ("text_config", "vision_config") if hasattr(cfg, k)}
+    inner.set_attn_implementation("eager")
+    try: yield
+    finally: inner.set_attn_implementation({"": "sdpa", **subs})
+
 @torch.no_grad()
 def generate_answers(model, processor, items: list[dict], batch_size: int = 16, max_new_tokens: int = 10,
-                     template: str = "v1", stops=STOP_STRINGS, progress: bool = True, desc: str = "generate") -> list[dict]:
-    "Greedy, batched, left-padded generation for `items`; returns `{prompt, output}` per item, in input order."
+                     template: str = "v1", stops=STOP_STRINGS, progress: bool = True, desc: str = "generate",
+                     share_prefix: bool = True) -> list[dict]:
+    """Greedy, batched, left-padded generation for `items`; returns `{prompt, output}` per item, in input order.
+    With `share_prefix`, the prompts' common start (`shared_prefix`) is computed once and its KV cache reused by every batch."""
     from tqdm.auto import tqdm
     tok = processor.tokenizer
     prompts = [_prompt(it, template) for it in items]
@@ -254,9 +306,13 @@ def generate_answers(model, processor, items: list[dict], batch_size: int = 16, 
     outs = [None] * len(items)
     was_training = model.training; model.eval()
     try:
-        with tqdm(total=len(items), desc=desc, disable=not progress, leave=False) as bar:
-            for b in _batches(_lengths(processor, prompts, has_img), batch_size):
+        with tqdm(total=len(items), desc=desc, disable=not progress, leave=False) as bar, _fast_attention(model):
+            ids = tok(prompts)["input_ids"]
+            prefix = shared_prefix(processor, prompts, ids) if share_prefix else []
+            cache = prefix_cache(model, prefix)
+            for b in _batches(_lengths(processor, prompts, has_img, ids), batch_size):
                 enc = _encode(processor, [prompts[i] for i in b], [items[i]["image"] for i in b if has_img[i]], device, dtype)
+                _prefix_first(enc, prefix, cache)
                 plen = enc["input_ids"].shape[1]
                 gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
                                      stopping_criteria=StoppingCriteriaList([StopOnStrings(tok, stops, plen)]),
@@ -277,8 +333,9 @@ def loglik_options(item: dict, target: str = "text") -> list[str]|None:
 
 @torch.no_grad()
 def loglik_scores(model, processor, items: list[dict], batch_size: int = 16, template: str = "v1", target: str = "text",
-                  progress: bool = True) -> list[list[float]]:
-    "Summed continuation log-probs, one list per item (one float per option), in input order."
+                  progress: bool = True, share_prefix: bool = True) -> list[list[float]]:
+    """Summed continuation log-probs, one list per item (one float per option), in input order. With `share_prefix`
+    the contexts' common start is computed once and its KV cache reused by every forward."""
     from tqdm.auto import tqdm
     tok = processor.tokenizer
     device, dtype = model.device, _float_dtype(model)
@@ -294,8 +351,8 @@ def loglik_scores(model, processor, items: list[dict], batch_size: int = 16, tem
     # group whole items into forwards of about `batch_size` sequences, longest items first
     per_item = {}
     for r in reqs: per_item.setdefault(r[0], []).append(r)
-    lens = _lengths(processor, [_prompt(it, template) for it in items],
-                    [it.get("image") is not None for it in items])
+    ctxs = [_prompt(it, template) for it in items]; ctx_ids = tok(ctxs)["input_ids"]
+    lens = _lengths(processor, ctxs, [it.get("image") is not None for it in items], ctx_ids)
     order = sorted(per_item, key=lambda k: (-lens[k], k))
     groups, cur = [], []
     for k in order:
@@ -305,17 +362,21 @@ def loglik_scores(model, processor, items: list[dict], batch_size: int = 16, tem
     scores = [[] for _ in items]
     was_training = model.training; model.eval()
     try:
-        with tqdm(total=len(items), desc="loglik", disable=not progress, leave=False) as bar:
+        with tqdm(total=len(items), desc="loglik", disable=not progress, leave=False) as bar, _fast_attention(model):
+            prefix = shared_prefix(processor, ctxs, ctx_ids) if share_prefix else []
+            cache = prefix_cache(model, prefix)
             for g in groups:
                 rows = [r for k in g for r in per_item[k]]
                 imgs = [items[r[0]]["image"] for r in rows if items[r[0]].get("image") is not None]
                 enc = _encode(processor, [r[1] + r[2] for r in rows], imgs, device, dtype, padding_side="left")
-                am = enc["attention_mask"]
-                pos = (am.long().cumsum(-1) - 1).clamp(min=0)
                 keep = max(r[3] for r in rows) + 1
-                logits = model(**enc, position_ids=pos, logits_to_keep=keep, use_cache=False).logits.float()
+                own = enc["attention_mask"].sum(1).tolist()           # every row's scored tokens must lie after the prefix
+                P = _prefix_first(enc, prefix, cache) if all(n - len(prefix) > r[3] for n, r in zip(own, rows)) else 0
+                am, ids = enc["attention_mask"], enc["input_ids"]; T = ids.shape[1]
+                pos = (am.long().cumsum(-1) - 1).clamp(min=0)
+                logits = model(**dict(enc, input_ids=ids[:, P:]), position_ids=pos[:, P:], logits_to_keep=keep,
+                               use_cache=bool(P)).logits.float()
                 logp = torch.log_softmax(logits, dim=-1)
-                ids = enc["input_ids"]; T = ids.shape[1]
                 for j, (k, _, _, L) in enumerate(rows):
                     tgt = ids[j, T - L:]
                     lp = logp[j, keep - 1 - L:keep - 1].gather(-1, tgt[:, None]).sum()

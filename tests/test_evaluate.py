@@ -1,5 +1,5 @@
 """evaluate: extractor table, batched == one-at-a-time, loglik == direct computation, chance level, results files, bad input."""
-import json, math
+import copy, json, math
 
 import pytest
 import torch
@@ -8,7 +8,7 @@ from scipy import stats
 from mmkit import tasks
 from mmkit.config import MMKitError
 from mmkit.evaluate import (aggregate_seeds, cut_at_stop, evaluate, extract_answer, generate_answers, is_correct,
-                            load_suites, loglik_options, loglik_scores, normalize_answer)
+                            load_suites, loglik_options, loglik_scores, normalize_answer, shared_prefix)
 from mmkit.model import build_tiny_llava, generation_prompt, sample_tokenizer
 
 C4 = ["red circle", "blue square", "green triangle", "yellow cross"]
@@ -74,9 +74,13 @@ def test_batched_equals_one_at_a_time(tiny, mixed):
     model, proc = tiny
     items = [it for its in mixed.values() for it in its]
     assert any(it["image"] is None for it in items) and any(it["image"] is not None for it in items)
+    prompts = [generation_prompt(it["question"], has_image=it["image"] is not None) for it in items]
+    prefix = shared_prefix(proc, prompts)                    # the system prompt: computed once, its KV cache reused
+    assert len(prefix) >= 10 and proc.tokenizer.decode(prefix, skip_special_tokens=True).startswith("A chat between")
     batched = generate_answers(model, proc, items, batch_size=7, max_new_tokens=6, progress=False)
     single = generate_answers(model, proc, items, batch_size=1, max_new_tokens=6, progress=False)
-    assert [b["output"] for b in batched] == [s["output"] for s in single]
+    unshared = generate_answers(model, proc, items, batch_size=7, max_new_tokens=6, progress=False, share_prefix=False)
+    assert [b["output"] for b in batched] == [s["output"] for s in single] == [u["output"] for u in unshared]
     # and both equal a plain per-item `generate` with no padding and no stopping criterion, cut at the stop string
     tok = proc.tokenizer
     for it, b in list(zip(items, batched))[::5]:
@@ -108,6 +112,31 @@ def test_loglik_matches_direct_per_choice_computation(tiny, mixed):
             ids = enc["input_ids"][0]; T = len(ids)
             direct = sum(float(logp[t - 1, ids[t]]) for t in range(T - n_cont, T))
             assert abs(direct - s) < 1e-4, (it["id"], o, direct, s)
+    unshared = loglik_scores(model, proc, items, batch_size=6, progress=False, share_prefix=False)
+    assert all(abs(a - b) < 1e-4 for x, y in zip(got, unshared) for a, b in zip(x, y))
+
+
+def test_shared_prefix_stops_before_images_and_leaves_every_prompt_a_token(tiny):
+    _, proc = tiny
+    tok = proc.tokenizer
+    a, b = generation_prompt("Is it red?", has_image=True), generation_prompt("Is it blue?", has_image=True)
+    pre = shared_prefix(proc, [a, b])
+    img = proc.image_token_id
+    assert img not in pre and tok(a)["input_ids"][len(pre)] == img       # cut right before the image token
+    t = generation_prompt("Is it red?", has_image=False)
+    assert shared_prefix(proc, [t]) == [] and shared_prefix(proc, [t, t]) == tok(t)["input_ids"][:-1]
+
+
+def test_bf16_model_scores_with_eager_attention_and_keeps_its_setting(tiny, mixed):
+    model, proc = tiny
+    m16 = copy.deepcopy(model).to(torch.bfloat16)
+    m16.set_attn_implementation("sdpa")
+    items = mixed["boolq"][:3] + mixed["pope"][:3]
+    outs = generate_answers(m16, proc, items, batch_size=4, max_new_tokens=4, progress=False)
+    assert len(outs) == 6 and all(isinstance(o["output"], str) for o in outs)
+    assert m16.config._attn_implementation == "sdpa" and m16.config.vision_config._attn_implementation == "sdpa"
+    scores = loglik_scores(m16, proc, items, batch_size=4, progress=False)
+    assert all(len(s) == 2 and all(math.isfinite(v) for v in s) for s in scores)
 
 
 def test_untrained_model_scores_at_chance_on_letter_sets(tiny):
