@@ -10,7 +10,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                            'mmkit.app._choices_md': ('app.html#_choices_md', 'mmkit/app.py'),
                            'mmkit.app._content_text': ('app.html#_content_text', 'mmkit/app.py'),
                            'mmkit.app._err_text': ('app.html#_err_text', 'mmkit/app.py'),
-                           'mmkit.app._float_dtype': ('app.html#_float_dtype', 'mmkit/app.py'),
                            'mmkit.app._fmt_status': ('app.html#_fmt_status', 'mmkit/app.py'),
                            'mmkit.app._has_checkpoint': ('app.html#_has_checkpoint', 'mmkit/app.py'),
                            'mmkit.app._image_size': ('app.html#_image_size', 'mmkit/app.py'),

@@ -113,8 +113,7 @@ def chat_prompt(history: list[tuple[str, str]], question: str, has_image: bool, 
     return "".join(s for s, _ in segs[:-1]) + (t.answer_lead + answer_prefix if answer_prefix else "")
 
 # %% ../nbs/10_app.ipynb #2932c621
-def _float_dtype(model):
-    return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+from .evaluate import _float_dtype
 
 @torch.no_grad()
 def stream_answer(model, processor, prompt: str, image=None, max_new_tokens: int = 32, temperature: float = 0.0):
