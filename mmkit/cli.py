@@ -9,8 +9,8 @@ from pathlib import Path
 from .config import MMKitError
 
 # %% auto #0
-__all__ = ['COMMANDS', 'parser', 'cmd_base', 'cmd_train', 'cmd_sweep', 'cmd_report', 'cmd_controls', 'cmd_runs', 'cmd_app',
-           'main']
+__all__ = ['COMMANDS', 'parser', 'cmd_base', 'cmd_train', 'cmd_sweep', 'cmd_report', 'cmd_controls', 'cmd_rescore', 'cmd_runs',
+           'cmd_app', 'main']
 
 # %% ../nbs/11_cli.ipynb #1d59af46
 def _run_args(p: argparse.ArgumentParser, recipe: bool = True):
@@ -56,6 +56,9 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("controls", help="score the training-task controls of complete runs that lack them")
     p.add_argument("runs", nargs="*", help="run folders (default: every complete run in the runs dir)")
     p.add_argument("--runs-dir", default=None); p.add_argument("--force", action="store_true", help="score them again")
+    p = sub.add_parser("rescore", help="re-extract and re-judge complete runs' stored outputs with the current extractor")
+    p.add_argument("runs", nargs="*", help="run folders (default: every complete run in the runs dir)")
+    p.add_argument("--runs-dir", default=None)
     p = sub.add_parser("runs", help="list run folders and their status")
     p.add_argument("--runs-dir", default=None); p.add_argument("--json", action="store_true")
     p = sub.add_parser("app", help="launch the Gradio comparison app")
@@ -106,6 +109,14 @@ def cmd_controls(a):
         per = ", ".join(f"{k} {v['acc']:.2f}" for k, v in c["datasets"].items())
         print(f"{Path(run).name}: controls language {c['language_avg']:.3f}, vision {c['vision_avg']:.3f} ({per})")
 
+def cmd_rescore(a):
+    from mmkit.runs import rescore, list_runs, read_run
+    runs = [Path(r) for r in a.runs] or [r["path"] for r in list_runs(a.runs_dir) if r["status"] == "complete"]
+    for run in runs:
+        ch = rescore(run); m = read_run(run)["metrics"]
+        print(f"{Path(run).name}: " + ", ".join(f"{k} {v} rows changed" for k, v in ch.items())
+              + f"; overall {m['overall_avg']:.3f}")
+
 def cmd_runs(a):
     from mmkit.runs import list_runs
     rs = list_runs(a.runs_dir)
@@ -120,7 +131,7 @@ def cmd_app(a):
     if not hasattr(app, "launch"): raise MMKitError("mmkit.app has no launch() yet")
     app.launch(host=a.host, port=a.port, share=a.share)
 
-COMMANDS = dict(base=cmd_base, train=cmd_train, sweep=cmd_sweep, report=cmd_report, controls=cmd_controls, runs=cmd_runs,
+COMMANDS = dict(base=cmd_base, train=cmd_train, sweep=cmd_sweep, report=cmd_report, controls=cmd_controls, rescore=cmd_rescore, runs=cmd_runs,
                 app=cmd_app)
 
 def main(argv=None) -> int:

@@ -48,9 +48,12 @@ _YES = {"yes", "yeah", "yep", "yup", "true", "correct", "right", "affirmative", 
 _NO = {"no", "nope", "nah", "false", "incorrect", "wrong", "not", "n", "none", "never", "isn't", "aren't", "doesn't",
        "don't", "cannot", "can't", "wasn't", "weren't", "there's no"}
 
+_FIRST_WORD_ONLY = {"right"}   # also a direction ("at top right"): a yes only as the first word ("Right, it is.")
+
 def _yesno(s: str) -> str:
     words = re.findall(r"[a-z']+", s.lower())
-    for w in words:
+    for i, w in enumerate(words):
+        if i and w in _FIRST_WORD_ONLY: continue
         if w in _YES: return "yes"
         if w in _NO: return "no"
     return ""
@@ -392,8 +395,8 @@ def _gen_rows(items, gens, scorer="generate"):
         pred = extract_answer(g["output"], it["answer_type"], it.get("choices"))
         rows.append(dict(id=it["id"], dataset=it["dataset"], prompt=g["prompt"], output=g["output"], extracted=pred,
                          gold=it["answer"], correct=is_correct(pred, it["answer"], it["answer_type"]),
-                         answer_type=it["answer_type"], scorer=scorer, has_image=it.get("image") is not None,
-                         **({"category": it["category"]} if it.get("category") else {})))
+                         answer_type=it["answer_type"], choices=list(it.get("choices") or []), scorer=scorer,
+                         has_image=it.get("image") is not None, **({"category": it["category"]} if it.get("category") else {})))
     return rows
 
 def _ll_rows(items, scores, template, target):

@@ -11,8 +11,8 @@ from .config import MMKitError, atomic_write_json, atomic_write_text, env_info, 
 
 # %% auto #0
 __all__ = ['RUN_FILES', 'IDENTITY', 'ZERO_TOKENS', 'CONTROL_N', 'MIXTURE_SWEEP', 'RunError', 'check_params', 'default_run_name',
-           'read_run', 'list_runs', 'newest_run', 'add_controls', 'run_experiment', 'sweep_plan', 'train_notebook',
-           'run_notebook', 'run_sweep']
+           'read_run', 'list_runs', 'newest_run', 'add_controls', 'rescore', 'run_experiment', 'sweep_plan',
+           'train_notebook', 'run_notebook', 'run_sweep']
 
 # %% ../nbs/08_runs.ipynb #b97f513e
 class RunError(MMKitError):
@@ -246,6 +246,47 @@ def add_controls(run, force: bool = False) -> dict:
     m["controls"] = _controls(run, model, processor, p.get("eval_n"), p.get("seed") or 0)
     atomic_write_json(run/"metrics.json", m)
     return m["controls"]
+
+# %% ../nbs/08_runs.ipynb #5b9803c0
+_OPTION_LINE = r"^([A-Z])\. (.*)$"     # how `tasks` and `benchmarks` write options into a question
+
+def _rescored(rows: list[dict]) -> tuple[list[dict], int]:
+    "Generated rows re-extracted and re-judged with the current extractor; (rows, how many changed)."
+    from mmkit.evaluate import extract_answer, is_correct
+    out, n = [], 0
+    for r in rows:
+        if r.get("scorer", "generate") != "generate": out.append(r); continue
+        choices = r.get("choices")
+        if choices is None and r["answer_type"] == "letter":      # rows written before `choices` was stored
+            choices = [t for _, t in re.findall(_OPTION_LINE, r["prompt"], re.M)]
+        ext = extract_answer(r["output"], r["answer_type"], choices)
+        new = dict(r, extracted=ext, correct=is_correct(ext, r["gold"], r["answer_type"]))
+        n += new != r; out.append(new)
+    return out, n
+
+def rescore(run) -> dict:
+    """Re-extract and re-judge a complete run's stored outputs (`predictions.jsonl`, `controls.jsonl`) with the current
+    extractor, without loading the model (after a fix to `mmkit.evaluate.extract_answer`); rewrite them and the scores
+    in `metrics.json` atomically. Returns `{file name: rows changed}`."""
+    from mmkit.evaluate import summarize
+    run = Path(run); r = read_run(run)
+    if r["status"] != "complete": raise RunError(f"{run}: not a complete run ({r['status']}{': ' + r['error'] if r['error'] else ''})")
+    m, changed, keys = r["metrics"], {}, ("n_items", "datasets", "language_avg", "vision_avg", "overall_avg")
+    for name in ("predictions.jsonl", "controls.jsonl"):
+        path = run/name
+        if not path.is_file(): continue
+        rows = []
+        for i, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip(): continue
+            try: rows.append(json.loads(line))
+            except json.JSONDecodeError as e: raise RunError(f"{path}: line {i}: not JSON ({e.msg})") from None
+        rows, changed[name] = _rescored(rows)
+        s = summarize(rows)
+        if name == "predictions.jsonl": m.update({k: s[k] for k in keys})
+        elif m.get("controls") is not None: m["controls"] = {k: s[k] for k in keys}
+        atomic_write_text(path, "".join(json.dumps(x, default=str) + "\n" for x in rows))
+    atomic_write_json(run/"metrics.json", m)
+    return changed
 
 # %% ../nbs/08_runs.ipynb #6ca4fa36
 def run_experiment(recipe, *, run_name=None, base=None, seed=0, budget=None, size=None, scale="default", lora=None,

@@ -37,6 +37,8 @@ TABLE = [
     ("No.", "yesno", None, "no"), ("nope", "yesno", None, "no"), ("There is no cat in the image", "yesno", None, "no"),
     ("It is not there", "yesno", None, "no"), ("true", "yesno", None, "yes"), ("False", "yesno", None, "no"),
     ('The best answer is "yes"', "yesno", None, "yes"), ("maybe", "yesno", None, ""), ("", "yesno", None, ""),
+    ("top right", "yesno", None, ""), ("It is at the bottom right.", "yesno", None, ""),     # a direction, not a yes
+    ("Right, it is red.", "yesno", None, "yes"), ("No, it is on the right", "yesno", None, "no"),
     # short answers, normalized
     ("Red", "short", None, "red"), ("red.", "short", None, "red"), ("The red ball", "short", None, "red ball"),
     ("two", "short", None, "2"), ("3.5", "short", None, "3.5"), ('blue" and more', "short", None, "blue"),

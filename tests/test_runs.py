@@ -6,7 +6,7 @@ import pytest
 
 from mmkit.config import MMKitError
 from mmkit.config import atomic_write_json
-from mmkit.runs import add_controls, check_params, list_runs, newest_run, read_run, run_experiment
+from mmkit.runs import add_controls, check_params, list_runs, newest_run, read_run, rescore, run_experiment
 from mmkit.tasks import TRAIN_TASKS
 
 SMALL = dict(size="test", scale="test", budget=16, eval_n=2)
@@ -48,6 +48,24 @@ def test_base_recipe_evaluates_the_base(test_base, tmp_path):
     m = r["metrics"]; before = m.pop("controls"); atomic_write_json(run/"metrics.json", m)
     assert "controls" not in read_run(run)["metrics"]
     assert add_controls(run) == before and read_run(run)["metrics"]["controls"] == before
+    # rescore: stored outputs re-extracted with the current extractor, metrics recomputed, nothing else touched
+    m0 = read_run(run)["metrics"]
+    assert rescore(run) == {"predictions.jsonl": 0, "controls.jsonl": 0} and read_run(run)["metrics"] == m0
+    rows = [json.loads(l) for l in (run/"predictions.jsonl").read_text().splitlines()]
+    yn = next(i for i, r in enumerate(rows) if r["answer_type"] == "yesno")
+    mc = next(i for i, r in enumerate(rows) if r["answer_type"] == "letter")
+    rows[yn].update(output="top right", extracted="yes", correct=rows[yn]["gold"] == "yes")   # the old extractor's verdict
+    choices = rows[mc].pop("choices")                        # a row written before `choices` was stored
+    rows[mc].update(output=choices[1] + '".', extracted="", correct=False)
+    (run/"predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert rescore(run) == {"predictions.jsonl": 2, "controls.jsonl": 0}
+    new = [json.loads(l) for l in (run/"predictions.jsonl").read_text().splitlines()]
+    assert new[yn]["extracted"] == "" and not new[yn]["correct"]
+    assert new[mc]["extracted"] == "B" and new[mc]["correct"] == (rows[mc]["gold"] == "B")   # choices read from the prompt
+    m = read_run(run)["metrics"]
+    for ds in (rows[yn]["dataset"], rows[mc]["dataset"]):
+        assert m["datasets"][ds]["acc"] == sum(r["correct"] for r in new if r["dataset"] == ds) / m["datasets"][ds]["n"]
+    assert m["controls"] == before and m["training_tokens"] == m0["training_tokens"]
 
 def test_bad_parameter_fails_before_any_folder(tmp_path):
     with pytest.raises(MMKitError, match="unknown recipe 'lang_onyl'"):
