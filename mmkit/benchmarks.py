@@ -10,9 +10,10 @@ from .config import MMKitError
 
 # %% auto #0
 __all__ = ['LETTERS', 'ANSWER_TYPES', 'LETTER_INSTRUCTION', 'YESNO_INSTRUCTION', 'SHORT_INSTRUCTION', 'BENCHMARKS',
-           'LANGUAGE_BENCHMARKS', 'VISION_BENCHMARKS', 'BenchmarkError', 'format_choices', 'check_item', 'check_items',
-           'read_table', 'to_image', 'race_item', 'openbookqa_item', 'boolq_item', 'hellaswag_item', 'realworldqa_item',
-           'ai2d_item', 'pope_item', 'gqa_item', 'scienceqa_item', 'load_benchmark', 'lm_eval_doc', 'export_lm_eval']
+           'LANGUAGE_BENCHMARKS', 'VISION_BENCHMARKS', 'BenchmarkError', 'format_choices', 'parse_choices',
+           'check_item', 'check_items', 'read_table', 'to_image', 'race_item', 'openbookqa_item', 'boolq_item',
+           'hellaswag_item', 'realworldqa_item', 'ai2d_item', 'pope_item', 'gqa_item', 'scienceqa_item',
+           'load_benchmark', 'lm_eval_doc', 'export_lm_eval']
 
 # %% ../nbs/07_benchmarks.ipynb #0f0a6f8f
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -27,6 +28,10 @@ class BenchmarkError(MMKitError):
 def format_choices(choices) -> str:
     "`A. first\\nB. second…` — the lettered options block used in every multiple-choice prompt."
     return "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(choices))
+
+def parse_choices(text: str) -> list[str]:
+    "The option texts of the `A. …` lines in `text`: the inverse of `format_choices`."
+    return re.findall(rf"^[{LETTERS}]\. (.*)$", text, re.M)
 
 # %% ../nbs/07_benchmarks.ipynb #8b96b032
 def check_item(item: dict, dataset: str|None = None, require_image: bool = False) -> dict:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['DEFAULTS', 'MMKitError', 'repo_root', 'settings', 'runs_dir', 'cache_dir', 'data_path', 'atomic_write_text',
-           'atomic_write_json', 'read_json', 'set_seed', 'config_hash', 'git_commit', 'env_info']
+           'atomic_write_json', 'atomic_write_jsonl', 'read_json', 'read_jsonl', 'set_seed', 'config_hash',
+           'git_commit', 'env_info']
 
 # %% ../nbs/00_config.ipynb #ac1f290f
 class MMKitError(ValueError):
@@ -81,6 +82,10 @@ def atomic_write_json(path, obj) -> Path:
     "JSON-dump `obj` to `path` atomically."
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
+def atomic_write_jsonl(path, rows) -> Path:
+    "Write `rows` to `path` as JSON lines, atomically."
+    return atomic_write_text(path, "".join(json.dumps(r, default=str) + "\n" for r in rows))
+
 def read_json(path):
     "Read JSON with a one-line error naming the file and the position when it is missing or corrupt."
     path = Path(path)
@@ -88,6 +93,17 @@ def read_json(path):
     try: return json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as e: raise MMKitError(f"{path}: not UTF-8 ({e.reason} at byte {e.start})") from None
     except json.JSONDecodeError as e: raise MMKitError(f"{path}: invalid JSON at line {e.lineno} col {e.colno}: {e.msg}") from None
+
+def read_jsonl(path) -> list:
+    "Read a JSON-lines file (blank lines skipped) with a one-line error naming the file and the bad line."
+    path = Path(path)
+    if not path.is_file(): raise MMKitError(f"{path}: file not found")
+    rows = []
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip(): continue
+        try: rows.append(json.loads(line))
+        except json.JSONDecodeError as e: raise MMKitError(f"{path}: line {i}: invalid JSON at col {e.colno}: {e.msg}") from None
+    return rows
 
 # %% ../nbs/00_config.ipynb #7f78bd9d
 def set_seed(seed: int):

@@ -4,16 +4,16 @@
 
 # %% ../nbs/06_evaluate.ipynb #2d5e3362
 from __future__ import annotations
-import copy, json, math, re
+import copy, math, re
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from .config import MMKitError, atomic_write_json, atomic_write_text, set_seed
+from .config import MMKitError, atomic_write_json, atomic_write_jsonl, set_seed
 from .benchmarks import (LETTERS, BENCHMARKS, LANGUAGE_BENCHMARKS, VISION_BENCHMARKS, BenchmarkError,
-                              check_items)
+                              check_items, parse_choices)
 
 # %% auto #0
 __all__ = ['IMAGE_OPTIONAL', 'STOP_STRINGS', 'CONTROL_SEED', 'normalize_answer', 'extract_answer', 'is_correct',
@@ -284,16 +284,10 @@ def _fast_attention(model):
     """bf16/fp16 weights on a CPU: eager attention while scoring, then the model's own setting again. PyTorch's CPU
     flash-attention kernel is slow in bf16: on the default microcosm base it took 0.32 s of a 0.81 s evaluation of 144
     items, eager attention 0.11 s."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    cfg = getattr(inner, "config", None)
-    low = _float_dtype(model) in (torch.bfloat16, torch.float16)
-    if not low or torch.cuda.is_available() or cfg is None or not hasattr(inner, "set_attn_implementation") \
-            or getattr(cfg, "_attn_implementation", None) != "sdpa":
-        yield; return
-    subs = {k: getattr(cfg, k)._attn_implementation for k in ("text_config", "vision_config") if hasattr(cfg, k)}
-    inner.set_attn_implementation("eager")
+    from mmkit.model import cpu_eager_attention
+    restore = cpu_eager_attention(model, _float_dtype(model) in (torch.bfloat16, torch.float16))
     try: yield
-    finally: inner.set_attn_implementation({"": "sdpa", **subs})
+    finally: restore()
 
 @torch.no_grad()
 def generate_answers(model, processor, items: list[dict], batch_size: int = 16, max_new_tokens: int = 10,
@@ -342,11 +336,12 @@ def loglik_scores(model, processor, items: list[dict], batch_size: int = 16, tem
     from tqdm.auto import tqdm
     tok = processor.tokenizer
     device, dtype = model.device, _float_dtype(model)
+    ctxs = [_prompt(it, template) for it in items]; ctx_ids = tok(ctxs)["input_ids"]
     reqs = []                                                     # (item index, prompt, option, n continuation tokens)
-    for k, it in enumerate(items):
+    for k, (it, ctx) in enumerate(zip(items, ctxs)):
         opts = loglik_options(it, target)
         if not opts: raise MMKitError(f"{it.get('dataset')}: item {it.get('id')!r}: no options to score by log-likelihood")
-        ctx = _prompt(it, template); n_ctx = len(tok(ctx)["input_ids"])
+        n_ctx = len(ctx_ids[k])
         for o in opts:
             n_cont = len(tok(ctx + o)["input_ids"]) - n_ctx
             if n_cont <= 0: raise MMKitError(f"{it.get('dataset')}: item {it.get('id')!r}: option {o!r} adds no tokens")
@@ -354,7 +349,6 @@ def loglik_scores(model, processor, items: list[dict], batch_size: int = 16, tem
     # group whole items into forwards of about `batch_size` sequences, longest items first
     per_item = {}
     for r in reqs: per_item.setdefault(r[0], []).append(r)
-    ctxs = [_prompt(it, template) for it in items]; ctx_ids = tok(ctxs)["input_ids"]
     lens = _lengths(processor, ctxs, [it.get("image") is not None for it in items], ctx_ids)
     order = sorted(per_item, key=lambda k: (-lens[k], k))
     groups, cur = [], []
@@ -438,7 +432,7 @@ def evaluate(model, processor, suites=None, n: int|None = None, batch_size: int 
                         max_new_tokens=max_new_tokens, suites=list(data))
     if out_dir is not None:
         out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out/"predictions.jsonl", "".join(json.dumps(r, default=str) + "\n" for r in rows))
+        atomic_write_jsonl(out/"predictions.jsonl", rows)
         atomic_write_json(out/"metrics.json", metrics)
     return metrics, rows
 
@@ -475,7 +469,7 @@ def control_suites(n_per_task: int = 60, seed: int = CONTROL_SEED, image_size: i
             raise MMKitError(f"control_suites: record {r['id']!r}: answer {gpt!r} is not in tasks.ANSWER_STYLE")
         answer = gpt[len(lead):len(gpt) - len(tail)]
         q = human.replace(IMAGE_TOKEN, "").strip()
-        choices = re.findall(rf"^[{LETTERS}]\. (.*)$", q, re.M)    # the options as `tasks._options` writes them
+        choices = parse_choices(q)                                  # the options as `tasks._options` writes them
         kind = "letter" if choices else ("yesno" if answer.lower() in ("yes", "no") else "short")
         out.setdefault(r["task"], []).append(dict(id=r["id"], dataset=r["task"], image=r["image"], question=q,
                                                   choices=choices, answer=answer, answer_type=kind))

@@ -19,7 +19,8 @@ __all__ = ['IMAGE_TOKEN', 'PAD_TOKEN', 'BOS_TOKEN', 'EOS_TOKEN', 'UNK_TOKEN', 'S
            'LORA_DEFAULTS', 'train_tokenizer', 'sample_tokenizer', 'make_processor', 'image_token_count', 'Template',
            'TemplateMismatchError', 'get_template', 'render_segments', 'encode_conversation', 'generation_prompt',
            'llava_config', 'build_tiny_llava', 'param_counts', 'BadImageError', 'load_image', 'ModelLoadError',
-           'save_model', 'load_model', 'make_llava15_fixture', 'lora_target_regex', 'apply_policy', 'merge_lora']
+           'save_model', 'load_model', 'cpu_eager_attention', 'make_llava15_fixture', 'lora_target_regex',
+           'apply_policy', 'merge_lora']
 
 # %% ../nbs/01_model.ipynb #df840661
 IMAGE_TOKEN, PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN = "<image>", "<pad>", "<s>", "</s>", "<unk>"
@@ -362,6 +363,18 @@ def _load_lora(p: Path, dtype=None):
     base, processor = load_model(p / "base_model", dtype)
     try: return PeftModel.from_pretrained(base, str(p)), processor
     except Exception as e: raise ModelLoadError(f"{p}: cannot load LoRA adapter ({_one_line(e)})") from None
+
+def cpu_eager_attention(model, low_precision: bool):
+    """With bf16/fp16 compute and no GPU, switch `model` (or the model under a peft wrapper) from SDPA to eager
+    attention — PyTorch's CPU flash-attention kernel is slow in bf16 (figures: `mmkit.train.cpu_bf16_attention`,
+    `mmkit.evaluate`). Returns a function that puts the previous setting back (a no-op when nothing was changed)."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    cfg = getattr(inner, "config", None)
+    if (not low_precision or torch.cuda.is_available() or cfg is None or not hasattr(inner, "set_attn_implementation")
+            or getattr(cfg, "_attn_implementation", None) != "sdpa"): return lambda: None
+    before = {"": "sdpa", **{k: getattr(cfg, k)._attn_implementation for k in ("text_config", "vision_config") if hasattr(cfg, k)}}
+    inner.set_attn_implementation("eager")
+    return lambda: inner.set_attn_implementation(before)
 
 # %% ../nbs/01_model.ipynb #be70855b
 def make_llava15_fixture(path, seed: int = 0, overwrite: bool = False) -> Path:

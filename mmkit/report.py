@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
-from .config import MMKitError, atomic_write_text, runs_dir as _default_runs_dir
+from .config import MMKitError, atomic_write_text, read_jsonl, runs_dir as _default_runs_dir
 from .tasks import LANGUAGE_SUITES, VISION_SUITES, SUITES, TRAIN_TASKS
 from . import runs as mruns
 
@@ -224,9 +224,8 @@ def fig_sweep(df: pd.DataFrame, title: str = "Language and vision averages vs % 
 # %% ../nbs/09_report.ipynb #2a84e5a8
 def read_loss(run) -> pd.DataFrame:
     "The run's `loss.jsonl` as a frame (`step`, `epoch`, `loss`, `learning_rate`, …); empty when absent."
-    import json
     p = Path(run)/"loss.jsonl"
-    rows = [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.is_file() else []
+    rows = read_jsonl(p) if p.is_file() else []
     return pd.DataFrame([r for r in rows if "loss" in r])
 
 def fig_loss(run, title: str | None = None) -> go.Figure:
@@ -239,10 +238,9 @@ def fig_loss(run, title: str | None = None) -> go.Figure:
 
 def read_predictions(run) -> pd.DataFrame:
     "The run's `predictions.jsonl` as a frame."
-    import json
     p = Path(run)/"predictions.jsonl"
     if not p.is_file(): raise MMKitError(f"{p}: no predictions (is the run complete?)")
-    return pd.DataFrame([json.loads(l) for l in p.read_text().splitlines() if l.strip()])
+    return pd.DataFrame(read_jsonl(p))
 
 def sample_predictions(run, k: int = 2, seed: int = 0) -> list[dict]:
     "`k` predictions per dataset with their held-out item (`question`, `choices`, `image` as PIL or None)."

@@ -4,10 +4,11 @@
 
 # %% ../nbs/08_runs.ipynb #e0e5014e
 from __future__ import annotations
-import json, math, os, re, shutil, sys, time, traceback
+import math, os, re, shutil, time, traceback
 from datetime import datetime, timezone
 from pathlib import Path
-from .config import MMKitError, atomic_write_json, atomic_write_text, env_info, read_json, runs_dir as _default_runs_dir
+from .config import (MMKitError, atomic_write_json, atomic_write_jsonl, env_info, read_json, read_jsonl,
+                          runs_dir as _default_runs_dir)
 
 # %% auto #0
 __all__ = ['RUN_FILES', 'IDENTITY', 'ZERO_TOKENS', 'CONTROL_N', 'MIXTURE_SWEEP', 'RunError', 'check_params', 'default_run_name',
@@ -219,7 +220,7 @@ def _evaluate(run: Path, p: dict, checkpoint: str) -> tuple[dict, float]:
     t0 = time.time()
     model, processor = _load(checkpoint)
     metrics, preds = evaluate(model, processor, suites=_heldout(p), n=p["eval_n"], seed=p["seed"], progress=True)
-    atomic_write_text(run/"predictions.jsonl", "".join(json.dumps(r, default=str) + "\n" for r in preds))
+    atomic_write_jsonl(run/"predictions.jsonl", preds)
     metrics["controls"] = _controls(run, model, processor, p["eval_n"], p["seed"])
     return metrics, round(time.time() - t0, 2)
 
@@ -230,13 +231,18 @@ def _controls(run: Path, model, processor, eval_n, seed) -> dict:
     from mmkit.evaluate import evaluate, control_suites, _image_size
     n = CONTROL_N if eval_n is None else min(CONTROL_N, eval_n)
     m, preds = evaluate(model, processor, suites=control_suites(n, image_size=_image_size(processor)), seed=seed, progress=True)
-    atomic_write_text(run/"controls.jsonl", "".join(json.dumps(r, default=str) + "\n" for r in preds))
+    atomic_write_jsonl(run/"controls.jsonl", preds)
     return {k: m[k] for k in ("n_items", "datasets", "language_avg", "vision_avg", "overall_avg")}
+
+def _complete_run(run: Path) -> dict:
+    "`read_run(run)`, or a `RunError` when the run is not complete."
+    r = read_run(run)
+    if r["status"] != "complete": raise RunError(f"{run}: not a complete run ({r['status']}{': ' + r['error'] if r['error'] else ''})")
+    return r
 
 def add_controls(run, force: bool = False) -> dict:
     "Back-fill the training-task controls of a complete run made before they existed; rewrite its `metrics.json` atomically."
-    run = Path(run); r = read_run(run)
-    if r["status"] != "complete": raise RunError(f"{run}: not a complete run ({r['status']}{': ' + r['error'] if r['error'] else ''})")
+    run = Path(run); r = _complete_run(run)
     m = r["metrics"]
     if m.get("controls") and not force: return m["controls"]
     if r["checkpoint"] is None or not (Path(r["checkpoint"])/"config.json").is_file():
@@ -248,17 +254,16 @@ def add_controls(run, force: bool = False) -> dict:
     return m["controls"]
 
 # %% ../nbs/08_runs.ipynb #5b9803c0
-_OPTION_LINE = r"^([A-Z])\. (.*)$"     # how `tasks` and `benchmarks` write options into a question
-
 def _rescored(rows: list[dict]) -> tuple[list[dict], int]:
     "Generated rows re-extracted and re-judged with the current extractor; (rows, how many changed)."
+    from mmkit.benchmarks import parse_choices
     from mmkit.evaluate import extract_answer, is_correct
     out, n = [], 0
     for r in rows:
         if r.get("scorer", "generate") != "generate": out.append(r); continue
         choices = r.get("choices")
         if choices is None and r["answer_type"] == "letter":      # rows written before `choices` was stored
-            choices = [t for _, t in re.findall(_OPTION_LINE, r["prompt"], re.M)]
+            choices = parse_choices(r["prompt"])
         ext = extract_answer(r["output"], r["answer_type"], choices)
         new = dict(r, extracted=ext, correct=is_correct(ext, r["gold"], r["answer_type"]))
         n += new != r; out.append(new)
@@ -269,22 +274,16 @@ def rescore(run) -> dict:
     extractor, without loading the model (after a fix to `mmkit.evaluate.extract_answer`); rewrite them and the scores
     in `metrics.json` atomically. Returns `{file name: rows changed}`."""
     from mmkit.evaluate import summarize
-    run = Path(run); r = read_run(run)
-    if r["status"] != "complete": raise RunError(f"{run}: not a complete run ({r['status']}{': ' + r['error'] if r['error'] else ''})")
+    run = Path(run); r = _complete_run(run)
     m, changed, keys = r["metrics"], {}, ("n_items", "datasets", "language_avg", "vision_avg", "overall_avg")
     for name in ("predictions.jsonl", "controls.jsonl"):
         path = run/name
         if not path.is_file(): continue
-        rows = []
-        for i, line in enumerate(path.read_text().splitlines(), 1):
-            if not line.strip(): continue
-            try: rows.append(json.loads(line))
-            except json.JSONDecodeError as e: raise RunError(f"{path}: line {i}: not JSON ({e.msg})") from None
-        rows, changed[name] = _rescored(rows)
+        rows, changed[name] = _rescored(read_jsonl(path))
         s = summarize(rows)
         if name == "predictions.jsonl": m.update({k: s[k] for k in keys})
         elif m.get("controls") is not None: m["controls"] = {k: s[k] for k in keys}
-        atomic_write_text(path, "".join(json.dumps(x, default=str) + "\n" for x in rows))
+        atomic_write_jsonl(path, rows)
     atomic_write_json(run/"metrics.json", m)
     return changed
 

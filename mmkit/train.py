@@ -12,7 +12,7 @@ import torch
 from datasets import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments, default_data_collator
 from .config import MMKitError, atomic_write_json, atomic_write_text, cache_dir, config_hash, env_info, read_json, settings
-from .model import (POLICIES, apply_policy, build_tiny_llava, image_token_count, load_image, load_model, merge_lora,
+from .model import (POLICIES, apply_policy, build_tiny_llava, cpu_eager_attention, image_token_count, load_image, load_model, merge_lora,
                          save_model, train_tokenizer, param_counts, generation_prompt)
 from . import data as mdata
 
@@ -51,12 +51,10 @@ def cpu_bf16_attention(model, bf16: bool):
 
     PyTorch's CPU flash-attention kernel is slow in bf16, its backward especially: on the default microcosm model a
     stage-2 step is 1.25–1.31× faster with eager attention (bf16, batch 16, a bare training loop on the same 24
-    batches, two alternating rounds: 166 vs 207 and 130 vs 170 ms per step; fp32: no difference). Only the training process is affected: `config.json` does not store the choice, so a saved model
-    loads with the library default again."""
-    if not bf16 or torch.cuda.is_available(): return model
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    if not hasattr(inner, "set_attn_implementation"): return model      # e.g. the vision pretraining probe: plain nn.Module
-    if getattr(inner.config, "_attn_implementation", None) == "sdpa": inner.set_attn_implementation("eager")
+    batches, two alternating rounds: 166 vs 207 and 130 vs 170 ms per step; fp32: no difference). Only the training
+    process is affected: `config.json` does not store the choice, so a saved model loads with the library default again.
+    (`mmkit.model.cpu_eager_attention` does the switch; evaluation uses it too, and puts the setting back afterwards.)"""
+    cpu_eager_attention(model, bf16)
     return model
 
 def bf16_available() -> bool:

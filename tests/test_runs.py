@@ -66,6 +66,9 @@ def test_base_recipe_evaluates_the_base(test_base, tmp_path):
     for ds in (rows[yn]["dataset"], rows[mc]["dataset"]):
         assert m["datasets"][ds]["acc"] == sum(r["correct"] for r in new if r["dataset"] == ds) / m["datasets"][ds]["n"]
     assert m["controls"] == before and m["training_tokens"] == m0["training_tokens"]
+    lines = (run/"predictions.jsonl").read_text().splitlines(); lines[2] = lines[2][:-1]     # a torn line
+    (run/"predictions.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(MMKitError, match=r"predictions\.jsonl: line 3: invalid JSON"): rescore(run)
 
 def test_bad_parameter_fails_before_any_folder(tmp_path):
     with pytest.raises(MMKitError, match="unknown recipe 'lang_onyl'"):
