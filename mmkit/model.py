@@ -15,12 +15,12 @@ from transformers import (AutoProcessor, CLIPImageProcessorPil, CLIPVisionConfig
 from .config import MMKitError, read_json
 
 # %% auto #0
-__all__ = ['IMAGE_TOKEN', 'PAD_TOKEN', 'BOS_TOKEN', 'EOS_TOKEN', 'UNK_TOKEN', 'SPECIAL_TOKENS', 'TEMPLATES', 'SIZES', 'POLICIES',
-           'LORA_DEFAULTS', 'train_tokenizer', 'sample_tokenizer', 'make_processor', 'image_token_count', 'Template',
-           'TemplateMismatchError', 'get_template', 'render_segments', 'encode_conversation', 'generation_prompt',
-           'llava_config', 'build_tiny_llava', 'param_counts', 'BadImageError', 'load_image', 'ModelLoadError',
-           'save_model', 'load_model', 'cpu_eager_attention', 'make_llava15_fixture', 'lora_target_regex',
-           'apply_policy', 'merge_lora']
+__all__ = ['IMAGE_TOKEN', 'PAD_TOKEN', 'BOS_TOKEN', 'EOS_TOKEN', 'UNK_TOKEN', 'SPECIAL_TOKENS', 'TEMPLATES', 'SIZES',
+           'LOWP_EAGER_TYPES', 'POLICIES', 'LORA_DEFAULTS', 'train_tokenizer', 'sample_tokenizer', 'make_processor',
+           'image_token_count', 'Template', 'TemplateMismatchError', 'get_template', 'render_segments',
+           'encode_conversation', 'generation_prompt', 'llava_config', 'build_tiny_llava', 'param_counts',
+           'BadImageError', 'load_image', 'ModelLoadError', 'save_model', 'load_model', 'lowp_eager_attention',
+           'cpu_eager_attention', 'make_llava15_fixture', 'lora_target_regex', 'apply_policy', 'merge_lora']
 
 # %% ../nbs/01_model.ipynb #df840661
 IMAGE_TOKEN, PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN = "<image>", "<pad>", "<s>", "</s>", "<unk>"
@@ -364,16 +364,44 @@ def _load_lora(p: Path, dtype=None):
     try: return PeftModel.from_pretrained(base, str(p)), processor
     except Exception as e: raise ModelLoadError(f"{p}: cannot load LoRA adapter ({_one_line(e)})") from None
 
-def cpu_eager_attention(model, low_precision: bool):
+def lowp_eager_attention(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
+    """transformers' eager attention with the softmax taken in the scores' own dtype. The eager path upcasts bf16
+    scores to fp32 for the softmax and casts the result back; PyTorch's CPU softmax already computes in fp32 inside
+    for bf16 input, so the weights agree to the last bit or one bf16 step, and the softmax runs ~2.5× faster (16×4×128×222
+    scores: 2.1 vs 5.3 ms). On the default microcosm base in bf16 it gives the same logits as eager attention and the
+    same 144/144 generations, and makes the bf16 evaluation ~1.2× faster. Registered as `"mmkit_lowp_eager"`, with
+    eager attention's additive mask; only for models whose attention is plain scaled dot-product (`LOWP_EAGER_TYPES`)."""
+    n = getattr(module, "num_key_value_groups", 1)
+    if n > 1: key, value = key.repeat_interleave(n, dim=1), value.repeat_interleave(n, dim=1)
+    w = torch.matmul(query, key.transpose(-1, -2)) * scaling
+    if attention_mask is not None: w = w + attention_mask
+    w = torch.nn.functional.softmax(w, dim=-1)
+    w = torch.nn.functional.dropout(w, p=dropout, training=module.training)
+    return torch.matmul(w, value).transpose(1, 2).contiguous(), w
+
+LOWP_EAGER_TYPES = {"llama", "mistral", "qwen2", "clip_vision_model", "siglip_vision_model"}
+
+def _register_lowp_eager():
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, eager_mask
+    AttentionInterface.register("mmkit_lowp_eager", lowp_eager_attention)
+    AttentionMaskInterface.register("mmkit_lowp_eager", eager_mask)
+_register_lowp_eager()
+
+def cpu_eager_attention(model, low_precision: bool, softmax_in_dtype: bool = False):
     """With bf16/fp16 compute and no GPU, switch `model` (or the model under a peft wrapper) from SDPA to eager
     attention — PyTorch's CPU flash-attention kernel is slow in bf16 (figures: `mmkit.train.cpu_bf16_attention`,
-    `mmkit.evaluate`). Returns a function that puts the previous setting back (a no-op when nothing was changed)."""
+    `mmkit.evaluate`). `softmax_in_dtype` picks `lowp_eager_attention` instead where every sub-model's type is in
+    `LOWP_EAGER_TYPES` (evaluation does; training keeps eager, whose bf16-autocast step it would not speed up).
+    Returns a function that puts the previous setting back (a no-op when nothing was changed)."""
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     cfg = getattr(inner, "config", None)
     if (not low_precision or torch.cuda.is_available() or cfg is None or not hasattr(inner, "set_attn_implementation")
             or getattr(cfg, "_attn_implementation", None) != "sdpa"): return lambda: None
-    before = {"": "sdpa", **{k: getattr(cfg, k)._attn_implementation for k in ("text_config", "vision_config") if hasattr(cfg, k)}}
-    inner.set_attn_implementation("eager")
+    subs = {k: getattr(cfg, k) for k in ("text_config", "vision_config") if hasattr(cfg, k)}
+    before = {"": "sdpa", **{k: c._attn_implementation for k, c in subs.items()}}
+    lowp = softmax_in_dtype and all(c.model_type in LOWP_EAGER_TYPES for c in subs.values())
+    inner.set_attn_implementation("mmkit_lowp_eager" if lowp else "eager")
     return lambda: inner.set_attn_implementation(before)
 
 # %% ../nbs/01_model.ipynb #be70855b

@@ -7,7 +7,7 @@ from scipy import stats
 
 from mmkit import tasks
 from mmkit.config import MMKitError
-from mmkit.evaluate import (aggregate_seeds, cut_at_stop, evaluate, extract_answer, generate_answers, is_correct,
+from mmkit.evaluate import (_encode, _prompt, aggregate_seeds, cut_at_stop, evaluate, extract_answer, generate_answers, is_correct,
                             load_suites, loglik_options, loglik_scores, normalize_answer, shared_prefix)
 from mmkit.model import build_tiny_llava, generation_prompt, sample_tokenizer
 
@@ -129,16 +129,38 @@ def test_shared_prefix_stops_before_images_and_leaves_every_prompt_a_token(tiny)
     assert shared_prefix(proc, [t]) == [] and shared_prefix(proc, [t, t]) == tok(t)["input_ids"][:-1]
 
 
-def test_bf16_model_scores_with_eager_attention_and_keeps_its_setting(tiny, mixed):
+def test_bf16_model_scores_with_lowp_eager_attention_and_keeps_its_setting(tiny, mixed):
+    """A bf16 model on a CPU is scored with `mmkit_lowp_eager` attention (eager attention, softmax in bf16): same logits
+    as transformers' eager attention (whose softmax runs in fp32), same generations; SDPA is put back afterwards."""
     model, proc = tiny
     m16 = copy.deepcopy(model).to(torch.bfloat16)
+    items = mixed["boolq"][:3] + mixed["pope"][:3] + mixed["race"][:2]
+    enc = _encode(proc, [_prompt(it, "v1") for it in items], [it["image"] for it in items if it["image"] is not None],
+                  "cpu", torch.bfloat16)
+    real = enc["attention_mask"].bool()
+    assert not real.all()                                                    # left padding is exercised
+    logits = {}
+    with torch.no_grad():
+        for impl in ("eager", "mmkit_lowp_eager"):
+            m16.set_attn_implementation(impl); logits[impl] = m16(**enc).logits.float()[real]
+    assert (logits["eager"] - logits["mmkit_lowp_eager"]).abs().max().item() <= 1 / 64
+    assert torch.equal(logits["eager"].argmax(-1), logits["mmkit_lowp_eager"].argmax(-1))
+
+    m16.set_attn_implementation("eager")
+    ref = generate_answers(m16, proc, items, batch_size=4, max_new_tokens=4, progress=False)
     m16.set_attn_implementation("sdpa")
-    items = mixed["boolq"][:3] + mixed["pope"][:3]
+    seen = []
+    hook = m16.model.language_model.layers[0].self_attn.register_forward_pre_hook(
+        lambda mod, args: seen.append(mod.config._attn_implementation))
     outs = generate_answers(m16, proc, items, batch_size=4, max_new_tokens=4, progress=False)
-    assert len(outs) == 6 and all(isinstance(o["output"], str) for o in outs)
+    hook.remove()
+    assert set(seen) == {"mmkit_lowp_eager"}
+    assert [o["output"] for o in outs] == [o["output"] for o in ref]
     assert m16.config._attn_implementation == "sdpa" and m16.config.vision_config._attn_implementation == "sdpa"
     scores = loglik_scores(m16, proc, items, batch_size=4, progress=False)
-    assert all(len(s) == 2 and all(math.isfinite(v) for v in s) for s in scores)
+    assert all(len(s) == 2 or len(s) == len(it["choices"]) for s, it in zip(scores, items))
+    assert all(math.isfinite(v) for s in scores for v in s)
+    assert m16.config._attn_implementation == "sdpa"
 
 
 def test_untrained_model_scores_at_chance_on_letter_sets(tiny):
