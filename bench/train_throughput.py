@@ -17,7 +17,7 @@ the same Trainer; use `--warmup 10` with it so the compilations fall before the 
 
     python bench/train_throughput.py [--examples 768] [--batch-size 16] [--steps 40] [--warmup 4] [--compile]
 """
-import argparse, copy, json, math, os, tempfile, time
+import argparse, copy, json, os, tempfile, time
 os.environ.setdefault("HF_HUB_OFFLINE", "1"); os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments

@@ -5,6 +5,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                            'mmkit.app.ModelCache': ('app.html#modelcache', 'mmkit/app.py'),
                            'mmkit.app.ModelCache.__contains__': ('app.html#modelcache.__contains__', 'mmkit/app.py'),
                            'mmkit.app.ModelCache.__init__': ('app.html#modelcache.__init__', 'mmkit/app.py'),
+                           'mmkit.app.ModelCache.__len__': ('app.html#modelcache.__len__', 'mmkit/app.py'),
+                           'mmkit.app.ModelCache._evict': ('app.html#modelcache._evict', 'mmkit/app.py'),
                            'mmkit.app.ModelCache.get': ('app.html#modelcache.get', 'mmkit/app.py'),
                            'mmkit.app.ModelCache.lock': ('app.html#modelcache.lock', 'mmkit/app.py'),
                            'mmkit.app._choices_md': ('app.html#_choices_md', 'mmkit/app.py'),

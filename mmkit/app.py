@@ -6,7 +6,9 @@
 from __future__ import annotations
 import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")   # before gradio is imported: no analytics calls
-import argparse, json, queue, random, threading, time
+import argparse, queue, random, threading, time
+from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -71,9 +73,12 @@ def model_key(model_id) -> str:
     return str(p.resolve()) if p.exists() else s
 
 class ModelCache:
-    "Lazily loaded `(model, processor)` pairs, one lock per model."
-    def __init__(self, loader=load_model):
-        self.loader, self._models, self._locks, self._guard = loader, {}, {}, threading.Lock()
+    """Lazily loaded `(model, processor)` pairs, one lock per model, at most `max_models` kept (env
+    `MMKIT_APP_MAX_MODELS`, default 6): loading one more drops the least recently used model that no column is using
+    (its lock is free), so browsing many checkpoints does not grow memory without bound."""
+    def __init__(self, loader=load_model, max_models: int | None = None):
+        self.loader, self._models, self._locks, self._guard = loader, OrderedDict(), {}, threading.Lock()
+        self.max_models = max(1, int(max_models or os.environ.get("MMKIT_APP_MAX_MODELS", 6)))
     def lock(self, model_id) -> threading.RLock:
         "The lock of `model_id` (held while it loads and while it generates)."
         k = model_key(model_id)
@@ -82,11 +87,24 @@ class ModelCache:
         "`(model, processor)` for `model_id`, loaded on first use."
         k = model_key(model_id)
         with self.lock(k):
-            if k not in self._models:
-                model, processor = self.loader(k)
+            with self._guard:
+                if k in self._models: self._models.move_to_end(k); return self._models[k]
+            model, processor = self.loader(k)
+            with self._guard:
                 self._models[k] = (model.eval(), processor)
-            return self._models[k]
+                self._evict(keep=k)
+                return self._models[k]
+    def _evict(self, keep):
+        "Drop least recently used models not in use until at most `max_models` remain (called holding `_guard`)."
+        for old in [o for o in self._models if o != keep]:
+            if len(self._models) <= self.max_models: break
+            lk = self._locks[old]
+            if not lk.acquire(blocking=False): continue          # generating in some column: keep it
+            try: del self._models[old]
+            finally: lk.release()
+        if torch.cuda.is_available(): torch.cuda.empty_cache()
     def __contains__(self, model_id): return model_key(model_id) in self._models
+    def __len__(self): return len(self._models)
 
 MODELS = ModelCache()
 
@@ -198,7 +216,7 @@ def column_stream(model_id, image, prompt: str, history: list, max_new_tokens: i
         res["error"] = str(e) if isinstance(e, MMKitError) else f"{type(e).__name__}: {e}".splitlines()[0][:300]
         yield chat, _fmt_status(res), res
 
-def merge_streams(streams: list) -> "Iterator[tuple[int, object]]":
+def merge_streams(streams: list) -> Iterator[tuple[int, object]]:
     "Run generators concurrently (one thread each); yield `(index, item)` as items arrive."
     q, done = queue.Queue(), object()
     def pump(i, g):

@@ -12,7 +12,7 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from .config import MMKitError, atomic_write_json, atomic_write_jsonl, set_seed
-from .benchmarks import (LETTERS, BENCHMARKS, LANGUAGE_BENCHMARKS, VISION_BENCHMARKS, BenchmarkError,
+from .benchmarks import (LETTERS, LANGUAGE_BENCHMARKS, VISION_BENCHMARKS, BenchmarkError,
                               check_items, parse_choices)
 
 # %% auto #0

@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from .config import MMKitError, atomic_write_text, read_jsonl, runs_dir as _default_runs_dir
-from .tasks import LANGUAGE_SUITES, VISION_SUITES, SUITES, TRAIN_TASKS
+from .tasks import LANGUAGE_SUITES, SUITES, TRAIN_TASKS
 from . import runs as mruns
 
 # %% auto #0

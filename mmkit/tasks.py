@@ -7,8 +7,8 @@ from __future__ import annotations
 import hashlib, json, random, re, shutil, time
 from pathlib import Path
 from .config import MMKitError, cache_dir, config_hash, atomic_write_json
-from .world import (SHAPES, COLORS, OBJECT_SIZES, ROWS, COLS, NUMBER_WORDS, Obj, Scene, sample_split_scene, render,
-                         png_bytes, describe, fix_articles, PHRASINGS, is_heldout, fact, all_facts, FACT_PHRASINGS, CORNERS, MEANINGS,
+from .world import (SHAPES, COLORS, OBJECT_SIZES, ROWS, COLS, Scene, sample_split_scene, render,
+                         png_bytes, describe, fix_articles, PHRASINGS, fact, all_facts, FACT_PHRASINGS, CORNERS, MEANINGS,
                          CREATURES, ARITH_MAX, creature_of)
 import mmkit.world as world
 

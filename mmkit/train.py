@@ -5,14 +5,14 @@
 
 # %% ../nbs/05_train.ipynb #51da3be7
 from __future__ import annotations
-import json, math, os, shutil, time, warnings
+import json, math, os, shutil, time
 from pathlib import Path
 import numpy as np
 import torch
 from datasets import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments, default_data_collator
 from .config import MMKitError, atomic_write_json, atomic_write_text, cache_dir, config_hash, env_info, read_json, settings
-from .model import (POLICIES, apply_policy, build_tiny_llava, cpu_eager_attention, image_token_count, load_image, load_model, merge_lora,
+from .model import (POLICIES, apply_policy, build_tiny_llava, cpu_eager_attention, load_image, load_model, merge_lora,
                          save_model, train_tokenizer, param_counts, generation_prompt)
 from . import data as mdata
 

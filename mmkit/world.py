@@ -5,7 +5,7 @@
 # %% ../nbs/02_world.ipynb #694a234b
 from __future__ import annotations
 import hashlib, io, json, random, re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from PIL import Image, ImageDraw
 from .config import MMKitError
 

@@ -1,5 +1,5 @@
 """The Gradio app end to end: a real `python app.py` server, real `gradio_client` calls, a real headless Chromium."""
-import json, os, shutil, socket, subprocess, sys, time, urllib.request
+import json, os, shutil, socket, subprocess, sys, threading, time, urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -54,7 +54,6 @@ def site(tmp_path_factory):
     models = {"base": str(base),
               "lang": str(_write_run(d / "runs", "lang_only-s0", "lang_only", 1, tok)),
               "vis": str(_write_run(d / "runs", "vis_only-s0", "vis_only", 2, tok))}
-    from mmkit.model import load_image
     from mmkit.world import render, sample_scene
     import random
     img = d / "scene.png"; render(sample_scene(random.Random(7))).save(img)
@@ -267,3 +266,23 @@ def test_browser_renders_three_columns(server, tmp_path):
     assert stat.stddev[0] > 10, f"screenshot looks blank (stddev {stat.stddev[0]:.1f})"
     # many distinct grey levels: text and widgets, not a spinner on a blank page
     assert len([c for c in im.histogram() if c > 50]) > 20
+
+
+def test_model_cache_keeps_at_most_max_models_and_never_drops_one_in_use(site):
+    "Real checkpoints through `load_model`: the least recently used model goes first, a model whose lock is held stays."
+    from mmkit.app import ModelCache
+    from mmkit.model import load_model
+    loads = []
+    def loader(k): loads.append(k); return load_model(k)
+    a, b, c = ids3(site)
+    cache = ModelCache(loader, max_models=2)
+    for m in (a, b, c): cache.get(m)
+    assert len(cache) == 2 and a not in cache and b in cache and c in cache
+    cache.get(b)                                             # b becomes the most recently used
+    cache.get(a)                                             # reload a: c (least recently used) goes
+    assert a in cache and b in cache and c not in cache and len(loads) == 4
+    with cache.lock(b):                                      # a column is generating with b, the least recently used
+        t = threading.Thread(target=cache.get, args=(c,)); t.start(); t.join()
+    assert b in cache and c in cache and a not in cache      # so a went instead
+    model, proc = cache.get(c)
+    assert not model.training and proc.tokenizer is not None and len(loads) == 5

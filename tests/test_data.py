@@ -1,7 +1,6 @@
 """mmkit.data: loaders + validation on real-layout fixtures, recipes, encoding counts, ledger == estimate, batching."""
-import json, os, time, warnings
+import json, time, warnings
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa, pyarrow.parquet as pq

@@ -229,7 +229,7 @@ def test_bad_input_names_dataset_and_item(tiny, mixed):
         evaluate(model, proc, {"ai2d": [dict(it, image=None)]}, progress=False)
     with pytest.raises(MMKitError, match=r"^pope: dataset is empty"):
         evaluate(model, proc, {"pope": []}, progress=False)
-    with pytest.raises(MMKitError, match=rf"^gqa: item 'x7': bad image"):
+    with pytest.raises(MMKitError, match=r"^gqa: item 'x7': bad image"):
         evaluate(model, proc, {"gqa": [dict(mixed["gqa"][0], id="x7", image=b"not an image")]}, progress=False)
     with pytest.raises(MMKitError, match="scorer"):
         evaluate(model, proc, {"ai2d": [it]}, scorer="beam", progress=False)

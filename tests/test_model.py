@@ -1,6 +1,5 @@
 "Integration tests of mmkit.model on real transformers LLaVA objects (tiny sizes, CPU)."
-import io, json, os, subprocess, sys
-from pathlib import Path
+import io, os, subprocess, sys
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ from transformers import AutoProcessor, AutoTokenizer, LlavaForConditionalGenera
 from mmkit.config import MMKitError
 from mmkit.model import (IMAGE_TOKEN, POLICIES, SIZES, TEMPLATES, BadImageError, ModelLoadError, TemplateMismatchError,
                          apply_policy, build_tiny_llava, encode_conversation, generation_prompt, image_token_count,
-                         load_image, load_model, make_llava15_fixture, make_processor, merge_lora, param_counts,
+                         load_image, load_model, make_llava15_fixture, merge_lora, param_counts,
                          render_segments, sample_tokenizer, save_model, train_tokenizer)
 
 

@@ -4,9 +4,9 @@ from pathlib import Path
 import pytest, torch
 from safetensors.torch import load_file
 from mmkit.config import MMKitError
-from mmkit.model import build_tiny_llava, load_model, train_tokenizer
+from mmkit.model import build_tiny_llava, train_tokenizer
 from mmkit import tasks, data as mdata
-from mmkit.train import train_stage0, train_stage1, train_stage2, lm_blocks, base_path, build_base
+from mmkit.train import train_stage0, train_stage1, train_stage2, lm_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
 
