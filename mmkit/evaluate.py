@@ -44,19 +44,24 @@ def _head(text: str) -> str:
     return _STOP_RE.split(_strip_lead(text), 1)[0].strip().strip(_QUOTES).strip()
 
 # %% ../nbs/06_evaluate.ipynb #e037e744
-_YES = {"yes", "yeah", "yep", "yup", "true", "correct", "right", "affirmative", "y"}
-_NO = {"no", "nope", "nah", "false", "incorrect", "wrong", "not", "n", "none", "never", "isn't", "aren't", "doesn't",
-       "don't", "cannot", "can't", "wasn't", "weren't", "there's no"}
-
-_FIRST_WORD_ONLY = {"right"}   # also a direction ("at top right"): a yes only as the first word ("Right, it is.")
+_YES = {"yes", "yeah", "yep", "yup", "affirmative", "y"}
+_NO = {"no", "nope", "nah", "not", "n", "none", "never", "isn't", "aren't", "doesn't", "don't", "cannot", "can't",
+       "wasn't", "weren't"}
+_VERDICT = {"true": "yes", "correct": "yes", "right": "yes", "false": "no", "incorrect": "no", "wrong": "no"}
 
 def _yesno(s: str) -> str:
+    """yes / no / "" for a yes/no answer. A verdict word ("true", "correct", "right", "wrong", …) decides as the first
+    word ("Correct, it is red."); otherwise the first yes/no word decides ("The correct answer is no." → no); a verdict
+    word later on counts only when there is no yes/no word at all ("That is correct." → yes), and "right" never there
+    (a direction: "at the top right")."""
     words = re.findall(r"[a-z']+", s.lower())
-    for i, w in enumerate(words):
-        if i and w in _FIRST_WORD_ONLY: continue
+    if not words: return ""
+    first = "yes" if words[0] in _YES else "no" if words[0] in _NO else _VERDICT.get(words[0], "")
+    if first: return first
+    for w in words:
         if w in _YES: return "yes"
         if w in _NO: return "no"
-    return ""
+    return next((_VERDICT[w] for w in words[1:] if w in _VERDICT and w != "right"), "")
 
 def _letter(s: str, choices) -> str:
     allowed = LETTERS[:len(choices)] if choices else LETTERS[:8]

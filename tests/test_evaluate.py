@@ -39,6 +39,11 @@ TABLE = [
     ('The best answer is "yes"', "yesno", None, "yes"), ("maybe", "yesno", None, ""), ("", "yesno", None, ""),
     ("top right", "yesno", None, ""), ("It is at the bottom right.", "yesno", None, ""),     # a direction, not a yes
     ("Right, it is red.", "yesno", None, "yes"), ("No, it is on the right", "yesno", None, "no"),
+    # verdict words: first word decides; later, only when no yes/no word is there
+    ("The correct answer is no.", "yesno", None, "no"), ("That is correct.", "yesno", None, "yes"),
+    ("Correct, there is not a cat.", "yesno", None, "yes"), ("It is not correct", "yesno", None, "no"),
+    ("Wrong, it is yes only for red.", "yesno", None, "no"), ("The statement is false", "yesno", None, "no"),
+    ("the true answer is yes", "yesno", None, "yes"),
     # short answers, normalized
     ("Red", "short", None, "red"), ("red.", "short", None, "red"), ("The red ball", "short", None, "red ball"),
     ("two", "short", None, "2"), ("3.5", "short", None, "3.5"), ('blue" and more', "short", None, "blue"),
