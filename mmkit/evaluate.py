@@ -19,7 +19,7 @@ from .benchmarks import (LETTERS, LANGUAGE_BENCHMARKS, VISION_BENCHMARKS, Benchm
 __all__ = ['IMAGE_OPTIONAL', 'STOP_STRINGS', 'CONTROL_SEED', 'normalize_answer', 'extract_answer', 'is_correct',
            'dataset_metrics', 'modality_of', 'summarize', 'aggregate_seeds', 'load_suites', 'StopOnStrings',
            'cut_at_stop', 'shared_prefix', 'prefix_cache', 'generate_answers', 'loglik_options', 'loglik_scores',
-           'evaluate', 'chance_accuracy', 'chance_levels', 'control_suites']
+           'process_state', 'shard', 'evaluate', 'chance_accuracy', 'chance_levels', 'control_suites']
 
 # %% ../nbs/06_evaluate.ipynb #28431aff
 _NUMBER_WORDS = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve".split())}
@@ -414,29 +414,53 @@ def _ll_rows(items, scores, template, target):
                          **({"category": it["category"]} if it.get("category") else {})))
     return rows
 
+def process_state():
+    """accelerate's `PartialState`: one process, or this one of several launched by `torchrun` / `accelerate launch`.
+    Without a GPU it must be asked for `cpu=True`, else a `torchrun` group of CPU processes is taken for one process
+    (as `Trainer` does with `use_cpu`)."""
+    from accelerate import PartialState
+    return PartialState(cpu=not torch.cuda.is_available())
+
+def _is_main() -> bool: return process_state().is_main_process
+
+def shard(fn, idx: list) -> list:
+    """`fn(idx)` split across the launched processes: each runs `fn` on its contiguous share of `idx` (accelerate's
+    `split_between_processes`) and gets everyone's results back in `idx` order (`gather_object`). One process: `fn(idx)`."""
+    from accelerate.utils import gather_object
+    st = process_state()
+    if st.num_processes == 1: return fn(idx)
+    with st.split_between_processes(list(idx)) as mine: part = list(fn(mine)) if mine else []
+    out = gather_object(part)
+    if len(out) != len(idx): raise MMKitError(f"shard: gathered {len(out)} results for {len(idx)} items")
+    return out
+
 def evaluate(model, processor, suites=None, n: int|None = None, batch_size: int = 16, scorer: str = "generate",
              seed: int = 0, out_dir=None, template: str = "v1", max_new_tokens: int = 10, loglik_target: str = "text",
              require_images: bool = True, progress: bool = True) -> tuple[dict, list[dict]]:
     """Score `model` on `suites` (names of microcosm held-out sets, default `tasks.SUITES`, or `{name: items}`);
     `n` items per suite (`seed` picks them), `scorer` "generate" (the paper's) or "loglik".
-    Returns `(metrics, predictions)`; writes `predictions.jsonl` and `metrics.json` to `out_dir` if given."""
+    Returns `(metrics, predictions)`; writes `predictions.jsonl` and `metrics.json` to `out_dir` if given. Launched as
+    several processes (`torchrun`, `accelerate launch`), each scores its share of the items (`shard`), every process
+    returns all rows, and only the main process writes."""
     if scorer not in ("generate", "loglik"): raise MMKitError(f"evaluate: scorer must be 'generate' or 'loglik', got {scorer!r}")
     if batch_size < 1: raise MMKitError(f"evaluate: batch_size must be >= 1, got {batch_size}")
     set_seed(seed)
     data = load_suites(suites, n=n, seed=seed, image_size=_image_size(processor), require_images=require_images)
     items = [it for its in data.values() for it in its]
     rows = [None] * len(items)
+    progress = progress and _is_main()
     if scorer == "loglik":
         mc = [i for i, it in enumerate(items) if loglik_options(it, loglik_target)]
-        sc = loglik_scores(model, processor, [items[i] for i in mc], batch_size, template, loglik_target, progress)
+        sc = shard(lambda ix: loglik_scores(model, processor, [items[i] for i in ix], batch_size, template, loglik_target, progress), mc)
         for i, r in zip(mc, _ll_rows([items[i] for i in mc], sc, template, loglik_target)): rows[i] = r
     todo = [i for i, r in enumerate(rows) if r is None]
     if todo:
-        gens = generate_answers(model, processor, [items[i] for i in todo], batch_size, max_new_tokens, template, progress=progress)
+        gens = shard(lambda ix: generate_answers(model, processor, [items[i] for i in ix], batch_size, max_new_tokens, template,
+                                                 progress=progress), todo)
         for i, r in zip(todo, _gen_rows([items[i] for i in todo], gens)): rows[i] = r
     metrics = summarize(rows, scorer=scorer, template=template, seed=seed, n_per_suite=n, batch_size=batch_size,
                         max_new_tokens=max_new_tokens, suites=list(data))
-    if out_dir is not None:
+    if out_dir is not None and _is_main():
         out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
         atomic_write_jsonl(out/"predictions.jsonl", rows)
         atomic_write_json(out/"metrics.json", metrics)

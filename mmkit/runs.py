@@ -205,22 +205,26 @@ def _train(run: Path, p: dict, base_path: str) -> dict:
                        lora=p["lora"], epochs=p["epochs"], lr=p["lr"])
     info = {k: v for k, v in res.items() if k not in ("ids", "trainer")}   # the Trainer object is not a result
     info["n_ids"] = len(res["ids"])
-    atomic_write_json(run/"train.json", info)
+    if _state().is_main_process: atomic_write_json(run/"train.json", info)
     return info
 
+def _state():
+    "accelerate's process state (`mmkit.evaluate.process_state`)."
+    from mmkit.evaluate import process_state
+    return process_state()
+
 def _load(checkpoint):
-    "`(model, processor)` of a run's checkpoint, on the GPU when there is one."
-    import torch
+    "`(model, processor)` of a run's checkpoint, on this process's device (a GPU when there is one)."
     from mmkit.model import load_model
     model, processor = load_model(checkpoint)
-    return (model.to("cuda") if torch.cuda.is_available() else model), processor
+    return model.to(_state().device), processor
 
 def _evaluate(run: Path, p: dict, checkpoint: str) -> tuple[dict, float]:
     from mmkit.evaluate import evaluate
     t0 = time.time()
     model, processor = _load(checkpoint)
     metrics, preds = evaluate(model, processor, suites=_heldout(p), n=p["eval_n"], seed=p["seed"], progress=True)
-    atomic_write_jsonl(run/"predictions.jsonl", preds)
+    if _state().is_main_process: atomic_write_jsonl(run/"predictions.jsonl", preds)
     metrics["controls"] = _controls(run, model, processor, p["eval_n"], p["seed"])
     return metrics, round(time.time() - t0, 2)
 
@@ -231,7 +235,7 @@ def _controls(run: Path, model, processor, eval_n, seed) -> dict:
     from mmkit.evaluate import evaluate, control_suites, _image_size
     n = CONTROL_N if eval_n is None else min(CONTROL_N, eval_n)
     m, preds = evaluate(model, processor, suites=control_suites(n, image_size=_image_size(processor)), seed=seed, progress=True)
-    atomic_write_jsonl(run/"controls.jsonl", preds)
+    if _state().is_main_process: atomic_write_jsonl(run/"controls.jsonl", preds)
     return {k: m[k] for k in ("n_items", "datasets", "language_avg", "vision_avg", "overall_avg")}
 
 def _complete_run(run: Path) -> dict:
@@ -306,21 +310,33 @@ def run_experiment(recipe, *, run_name=None, base=None, seed=0, budget=None, siz
         print(f"[runs] reused: {run} is complete (metrics.json from {datetime.fromtimestamp(old['mtime']).isoformat(timespec='seconds')}); "
               "pass force=True to redo it")
         return run
-    ids = _example_ids(p)                                       # may raise (budget > pool) before any folder exists
-    from mmkit.train import resolve_base
+    st = _state()                                               # several processes: the main one writes, all train and score
+    from mmkit.config import settings
+    from mmkit.train import resolve_base, base_path as microcosm_base
+    with st.main_process_first():                               # the main process generates the microcosm if absent
+        ids = _example_ids(p)                                   # may raise (budget > pool) before any folder exists
+    if (st.num_processes > 1 and (p["base"] or settings()["default_base"]) == "microcosm"
+            and not (microcosm_base(p["size"], p["scale"])/"base.json").is_file()):
+        raise RunError(f"the microcosm base ({microcosm_base(p['size'], p['scale']).name}) is not built, and building it "
+                       f"takes one process: run `mmkit base{' --size ' + p['size'] if p['size'] else ''} --scale {p['scale']}` "
+                       "once, then launch the run on several")
     base_path = resolve_base(p["base"], size=p["size"], scale=p["scale"])
-    if force and run.exists(): print(f"[runs] force: clearing {run}"); _clear(run)
-    elif old and old["status"] == "broken": (run/"metrics.json").unlink(missing_ok=True)   # corrupt results: evaluate again
-    if old and not force and old["status"] != "complete": print(f"[runs] resuming incomplete run {run}")
+    if st.is_main_process:
+        if force and run.exists(): print(f"[runs] force: clearing {run}"); _clear(run)
+        elif old and old["status"] == "broken": (run/"metrics.json").unlink(missing_ok=True)   # corrupt results: evaluate again
+        if old and not force and old["status"] != "complete": print(f"[runs] resuming incomplete run {run}")
+    st.wait_for_everyone()
     from mmkit.data import get_recipe
     r = get_recipe(p["recipe"])
     cfg = dict(name=name, params=ident, base_path=base_path, recipe_doc=r.doc, language_fraction=r.language_fraction,
                examples=len(ids), example_ids=ids, created=_now(), env=env_info())
-    atomic_write_json(run/"config.json", cfg)
+    if st.is_main_process: atomic_write_json(run/"config.json", cfg)
     try:
         t0 = time.time()
         info = _train(run, p, base_path)
-        print(f"[runs] {name}: trained in {time.time() - t0:.1f}s" if p["recipe"] != "base" else f"[runs] {name}: evaluating the base")
+        st.wait_for_everyone()                                  # the checkpoint is on disk before anyone loads it
+        if st.is_main_process:
+            print(f"[runs] {name}: trained in {time.time() - t0:.1f}s" if p["recipe"] != "base" else f"[runs] {name}: evaluating the base")
         metrics, eval_s = _evaluate(run, p, info["checkpoint"])
         tok = info.get("tokens") or dict(ZERO_TOKENS)
         out = dict(run=name, recipe=p["recipe"], params=ident, language_fraction=r.language_fraction, **metrics,
@@ -328,14 +344,17 @@ def run_experiment(recipe, *, run_name=None, base=None, seed=0, budget=None, siz
                                                     total=tok.get("text_tokens", 0) + tok.get("image_tokens", 0)),
                    examples=info.get("examples"), final_loss=info.get("final_loss"), train_seconds=info.get("train_seconds"),
                    eval_seconds=eval_s, base_path=base_path, completed=_now())
-        (run/"failed.json").unlink(missing_ok=True)
-        atomic_write_json(run/"metrics.json", out)
+        if st.is_main_process:
+            (run/"failed.json").unlink(missing_ok=True)
+            atomic_write_json(run/"metrics.json", out)
+        st.wait_for_everyone()                                  # the run is complete for every process
     except BaseException as e:
         atomic_write_json(run/"failed.json", dict(error=f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}",
                                                   traceback=traceback.format_exc()[-4000:], at=_now()))
         raise
-    print(f"[runs] {name}: complete -> {run} (overall {out['overall_avg']:.3f}, language {out['language_avg']:.3f}, "
-          f"vision {out['vision_avg']:.3f})")
+    if st.is_main_process:
+        print(f"[runs] {name}: complete -> {run} (overall {out['overall_avg']:.3f}, language {out['language_avg']:.3f}, "
+              f"vision {out['vision_avg']:.3f})")
     return run
 
 # %% ../nbs/08_runs.ipynb #b9ddc3b1

@@ -118,3 +118,40 @@ def test_interrupted_failed_and_broken_runs(test_base, tmp_path, capsys):
 def test_check_params_normalizes():
     p = check_params("mix:0.5", budget=8.0, lora=True, suites="pope,gqa")
     assert p["budget"] == 8 and p["lora"]["r"] > 0 and p["suites"] == ["pope", "gqa"] and check_params(**p) == p
+
+
+@pytest.mark.slow
+def test_two_process_run_shards_evaluation_and_matches_one_process(test_base, tmp_path):
+    """`torchrun --nproc_per_node 2` runs a whole experiment: both ranks train (DDP), each scores its share of the
+    held-out items, every rank gets all rows back, the main process alone writes — and the predictions equal a
+    one-process evaluation of the same checkpoint."""
+    import os, subprocess, sys
+    from pathlib import Path
+    from mmkit.evaluate import evaluate
+    from mmkit.model import load_model
+    root = Path(__file__).resolve().parents[1]
+    runs = tmp_path/"runs"; runs.mkdir()
+    env = dict(os.environ, ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1")
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29535",
+                        str(root/"tests"/"ddp_run.py"), str(runs), str(test_base)], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rep = json.loads((runs/"ddp_report.json").read_text())
+    assert [x["world_size"] for x in rep] == [2, 2] and [x["rank"] for x in rep] == [0, 1]
+    assert rep[0]["shard"] == rep[1]["shard"] == [[0, 0], [0, 1], [0, 2], [0, 3], [1, 4], [1, 5], [1, 6]]
+    assert rep[0]["n_rows"] == rep[1]["n_rows"] == 9 and rep[0]["digest"] == rep[1]["digest"]
+    run = read_run(runs/"ddp")
+    assert run["status"] == "complete" and not (runs/"ddp"/"failed.json").exists()
+    assert r.stdout.count("[runs] ddp: complete") == 1                  # only the main process reports
+    model, proc = load_model(runs/"ddp"/"checkpoint")
+    _, ref = evaluate(model, proc, suites=["boolq", "pope", "race"], n=3, seed=0, progress=False)
+    got = [json.loads(l) for l in (runs/"ddp"/"predictions.jsonl").read_text().splitlines()]
+    assert [(g["id"], g["output"], g["correct"]) for g in got] == [(x["id"], x["output"], x["correct"]) for x in ref]
+    assert (runs/"ddp"/"controls.jsonl").is_file() and run["metrics"]["tokens"]["examples"] >= 16
+    # the command line under torchrun, with no microcosm base built: one clear error, before any run folder exists
+    mmkit = Path(sys.executable).parent/"mmkit"
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29536",
+                        str(mmkit), "train", "--recipe", "lang_only", "--scale", "test", "--size", "test", "--budget", "16",
+                        "--runs-dir", str(tmp_path/"runs2")], env=dict(env, MMKIT_CACHE_DIR=str(tmp_path/"empty_cache")),
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode != 0 and "is not built, and building it takes one process: run `mmkit base --size test --scale test`" in r.stderr
+    assert not (tmp_path/"runs2").exists() or not any((tmp_path/"runs2").iterdir())
