@@ -170,6 +170,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'mmkit.evaluate._strip_lead': ('evaluate.html#_strip_lead', 'mmkit/evaluate.py'),
                                 'mmkit.evaluate._yesno': ('evaluate.html#_yesno', 'mmkit/evaluate.py'),
                                 'mmkit.evaluate.aggregate_seeds': ('evaluate.html#aggregate_seeds', 'mmkit/evaluate.py'),
+                                'mmkit.evaluate.cache_kwarg': ('evaluate.html#cache_kwarg', 'mmkit/evaluate.py'),
                                 'mmkit.evaluate.chance_accuracy': ('evaluate.html#chance_accuracy', 'mmkit/evaluate.py'),
                                 'mmkit.evaluate.chance_levels': ('evaluate.html#chance_levels', 'mmkit/evaluate.py'),
                                 'mmkit.evaluate.control_suites': ('evaluate.html#control_suites', 'mmkit/evaluate.py'),

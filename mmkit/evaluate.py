@@ -18,8 +18,8 @@ from .benchmarks import (LETTERS, LANGUAGE_BENCHMARKS, VISION_BENCHMARKS, Benchm
 # %% auto #0
 __all__ = ['IMAGE_OPTIONAL', 'STOP_STRINGS', 'CONTROL_SEED', 'normalize_answer', 'extract_answer', 'is_correct',
            'dataset_metrics', 'modality_of', 'summarize', 'aggregate_seeds', 'load_suites', 'StopOnStrings',
-           'cut_at_stop', 'shared_prefix', 'prefix_cache', 'generate_answers', 'loglik_options', 'loglik_scores',
-           'process_state', 'shard', 'evaluate', 'chance_accuracy', 'chance_levels', 'control_suites']
+           'cut_at_stop', 'shared_prefix', 'cache_kwarg', 'prefix_cache', 'generate_answers', 'loglik_options',
+           'loglik_scores', 'process_state', 'shard', 'evaluate', 'chance_accuracy', 'chance_levels', 'control_suites']
 
 # %% ../nbs/06_evaluate.ipynb #28431aff
 _NUMBER_WORDS = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve".split())}
@@ -262,16 +262,23 @@ def shared_prefix(processor, prompts, ids=None) -> list[int]:
     while n < lim and first[n] != img and all(x[n] == first[n] for x in ids): n += 1
     return list(first[:n])
 
+def cache_kwarg(model) -> str:
+    """The name transformers gives the KV cache, as an argument of `forward`/`generate` and a field of the output:
+    `cache` from transformers 5.24 (`past_key_values` is deprecated there, and goes in 5.40), `past_key_values` before."""
+    import inspect
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
+
 @torch.no_grad()
 def prefix_cache(model, prefix: list[int]):
     "The KV cache of `prefix` as one row; `None` for an empty prefix."
     if not prefix: return None
-    return model(input_ids=torch.tensor([prefix], device=model.device), use_cache=True).past_key_values
+    return getattr(model(input_ids=torch.tensor([prefix], device=model.device), use_cache=True), cache_kwarg(model))
 
-def _prefix_first(enc: dict, prefix: list[int], cache) -> int:
+def _prefix_first(enc: dict, prefix: list[int], cache, key: str = "past_key_values") -> int:
     """Reorder left-padded rows `[pad…, prefix, rest]` to `[prefix, pad…, rest]` and put a copy of `cache`, repeated
-    for every row, in `enc["past_key_values"]`: the model then computes only the rest. Position ids follow the mask, so
-    each row gets the positions (and logits) it has alone. Returns the prefix length used (0: `enc` left as it was)."""
+    for every row, in `enc[key]` (`cache_kwarg(model)`): the model then computes only the rest. Position ids follow the
+    mask, so each row gets the positions (and logits) it has alone. Returns the prefix length used (0: `enc` unchanged)."""
     P = len(prefix)
     if not P or cache is None: return 0
     ids, am = enc["input_ids"], enc["attention_mask"]
@@ -281,7 +288,7 @@ def _prefix_first(enc: dict, prefix: list[int], cache) -> int:
     ids2 = ids.gather(1, idx)
     if not bool((ids2[:, :P] == torch.tensor(prefix, device=ids.device)).all()): return 0   # tokenized differently
     enc["input_ids"], enc["attention_mask"] = ids2, am.gather(1, idx)
-    c = copy.deepcopy(cache); c.batch_repeat_interleave(ids.shape[0]); enc["past_key_values"] = c
+    c = copy.deepcopy(cache); c.batch_repeat_interleave(ids.shape[0]); enc[key] = c
     return P
 
 @contextmanager
@@ -315,7 +322,7 @@ def generate_answers(model, processor, items: list[dict], batch_size: int = 16, 
             cache = prefix_cache(model, prefix)
             for b in _batches(_lengths(processor, prompts, has_img, ids), batch_size):
                 enc = _encode(processor, [prompts[i] for i in b], [items[i]["image"] for i in b if has_img[i]], device, dtype)
-                _prefix_first(enc, prefix, cache)
+                _prefix_first(enc, prefix, cache, cache_kwarg(model))
                 plen = enc["input_ids"].shape[1]
                 gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
                                      stopping_criteria=StoppingCriteriaList([StopOnStrings(tok, stops, plen)]),
@@ -374,7 +381,7 @@ def loglik_scores(model, processor, items: list[dict], batch_size: int = 16, tem
                 enc = _encode(processor, [r[1] + r[2] for r in rows], imgs, device, dtype, padding_side="left")
                 keep = max(r[3] for r in rows) + 1
                 own = enc["attention_mask"].sum(1).tolist()           # every row's scored tokens must lie after the prefix
-                P = _prefix_first(enc, prefix, cache) if all(n - len(prefix) > r[3] for n, r in zip(own, rows)) else 0
+                P = _prefix_first(enc, prefix, cache, cache_kwarg(model)) if all(n - len(prefix) > r[3] for n, r in zip(own, rows)) else 0
                 am, ids = enc["attention_mask"], enc["input_ids"]; T = ids.shape[1]
                 pos = (am.long().cumsum(-1) - 1).clamp(min=0)
                 logits = model(**dict(enc, input_ids=ids[:, P:]), position_ids=pos[:, P:], logits_to_keep=keep,
