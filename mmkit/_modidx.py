@@ -65,6 +65,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'mmkit.benchmarks.scienceqa_item': ('benchmarks.html#scienceqa_item', 'mmkit/benchmarks.py'),
                                   'mmkit.benchmarks.to_image': ('benchmarks.html#to_image', 'mmkit/benchmarks.py')},
             'mmkit.cli': { 'mmkit.cli._common': ('cli.html#_common', 'mmkit/cli.py'),
+                           'mmkit.cli._key_values': ('cli.html#_key_values', 'mmkit/cli.py'),
                            'mmkit.cli._run_args': ('cli.html#_run_args', 'mmkit/cli.py'),
                            'mmkit.cli._summary': ('cli.html#_summary', 'mmkit/cli.py'),
                            'mmkit.cli.cmd_app': ('cli.html#cmd_app', 'mmkit/cli.py'),

@@ -43,6 +43,8 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("base", help="build (or reuse) the microcosm base and print its gates")
     p.add_argument("--size", default=None); p.add_argument("--scale", default="default")
     p.add_argument("--seed", type=int, default=0); p.add_argument("--force", action="store_true")
+    p.add_argument("--stage0", nargs="+", default=[], metavar="KEY=VALUE", help="stage-0 settings to change, e.g. epochs=12")
+    p.add_argument("--stage1", nargs="+", default=[], metavar="KEY=VALUE", help="stage-1 settings to change, e.g. epochs=4")
     p = sub.add_parser("train", help="train one recipe and evaluate it (one run folder)"); _run_args(p)
     p = sub.add_parser("sweep", help="recipes x seeds, or the 0-100 %% language sweep; complete runs are skipped")
     g = p.add_mutually_exclusive_group()
@@ -67,10 +69,23 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 # %% ../nbs/11_cli.ipynb #e9c8e096
+def _key_values(pairs: list[str], flag: str) -> dict:
+    "`['epochs=12', 'lr=1e-3']` → `{'epochs': 12, 'lr': 0.001}` (Python literals, else strings)."
+    import ast
+    out = {}
+    for s in pairs:
+        k, eq, v = s.partition("=")
+        if not eq or not k.strip(): raise MMKitError(f"{flag}: expected KEY=VALUE, got {s!r}")
+        try: out[k.strip()] = ast.literal_eval(v.strip())
+        except (ValueError, SyntaxError): out[k.strip()] = v.strip()
+    return out
+
 def cmd_base(a):
-    from mmkit.train import build_base
+    from mmkit.train import build_base, stage_args
     from mmkit.config import read_json
-    path = build_base(size=a.size, scale=a.scale, seed=a.seed, force=a.force)
+    s0, s1 = _key_values(a.stage0, "--stage0"), _key_values(a.stage1, "--stage1")
+    stage_args("stage0", **s0); stage_args("stage1", **s1)           # unknown settings fail here, before any work
+    path = build_base(size=a.size, scale=a.scale, seed=a.seed, force=a.force, stage0=s0 or None, stage1=s1 or None)
     info = read_json(path/"base.json"); g0, g1 = info["gates"]["stage0"], info["gates"]["stage1"]
     print(f"base: {path}")
     print(f"gate 0 (language model): held-out perplexity {g0['heldout_perplexity']:.2f}, knowledge {g0['knowledge_accuracy']:.1%}")

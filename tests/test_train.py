@@ -151,3 +151,17 @@ def test_stage_keys_cover_the_data_each_step_trains_on():
     assert all(changed[k] != keys[k] for k in keys)           # tokenizer texts changed: every later step is rebuilt
     s1 = stage_keys(m, "test", "test", 0, {}, {"lr": 1e-3})
     assert [k for k in keys if s1[k] != keys[k]] == ["stage1"]
+
+def test_cli_base_takes_stage_settings(test_base, capsys):
+    "`mmkit base --stage0 KEY=VALUE`: another base folder with those settings in its key; a bad setting fails first."
+    from mmkit.cli import main
+    from mmkit.config import read_json
+    assert main(["base", "--size", "test", "--scale", "test", "--stage0", "epochs=1", "lr=0.002"]) == 0
+    out = capsys.readouterr().out
+    path = Path(out.split("base: ", 1)[1].splitlines()[0])
+    assert path != Path(test_base) and (path/"base.json").is_file() and "knowledge" in out
+    assert read_json(path/"base.json")["key"]["overrides"]["stage0"] == {"epochs": 1, "lr": 0.002}
+    assert main(["base", "--size", "test", "--scale", "test", "--stage0", "epochz=1"]) == 2
+    assert "stage0: unknown setting 'epochz'" in capsys.readouterr().err
+    assert main(["base", "--size", "test", "--scale", "test", "--stage1", "epochs"]) == 2
+    assert "--stage1: expected KEY=VALUE, got 'epochs'" in capsys.readouterr().err
