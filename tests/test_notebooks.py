@@ -69,3 +69,12 @@ def test_report_notebook(test_base, tmp_path):
     assert "lang_only" in html and "vis_only" in html and "broken" in html
     plots = [o for c in nb["cells"] for o in c.get("outputs", []) if "application/vnd.plotly.v1+json" in o.get("data", {})]
     assert len(plots) == 3
+
+def test_pretrain_notebook_builds_a_variant_base(test_base, tmp_path):
+    "pretrain.ipynb with `stage0` settings builds (and reports the gates of) its own base beside the default one."
+    from mmkit.config import read_json
+    _run("pretrain.ipynb", tmp_path/"p.ipynb", size="test", scale="test", stage0={"epochs": 1}, n_samples=2)
+    out = _text(tmp_path/"p.ipynb")
+    path = Path(out.split("base: ", 1)[1].splitlines()[0])
+    assert path != Path(test_base) and (path/"base.json").is_file()
+    assert read_json(path/"base.json")["key"]["overrides"]["stage0"] == {"epochs": 1}
