@@ -96,13 +96,14 @@ class ModelCache:
                 return self._models[k]
     def _evict(self, keep):
         "Drop least recently used models not in use until at most `max_models` remain (called holding `_guard`)."
+        dropped = False
         for old in [o for o in self._models if o != keep]:
             if len(self._models) <= self.max_models: break
             lk = self._locks[old]
             if not lk.acquire(blocking=False): continue          # generating in some column: keep it
-            try: del self._models[old]
+            try: del self._models[old]; dropped = True
             finally: lk.release()
-        if torch.cuda.is_available(): torch.cuda.empty_cache()
+        if dropped and torch.cuda.is_available(): torch.cuda.empty_cache()
     def __contains__(self, model_id): return model_key(model_id) in self._models
     def __len__(self): return len(self._models)
 

@@ -102,7 +102,7 @@ def _summary(run: Path):
 
 def cmd_train(a):
     from mmkit.runs import run_experiment
-    from mmkit.evaluate import process_state
+    from mmkit.config import process_state
     run = run_experiment(a.recipe, run_name=a.run_name, seed=a.seed, force=a.force, **_common(a))
     if process_state().is_main_process: _summary(run)                # one line, also under torchrun
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['DEFAULTS', 'MMKitError', 'repo_root', 'settings', 'runs_dir', 'cache_dir', 'data_path', 'atomic_write_text',
-           'atomic_write_json', 'atomic_write_jsonl', 'read_json', 'read_jsonl', 'set_seed', 'config_hash',
-           'git_commit', 'env_info']
+           'atomic_write_json', 'atomic_write_jsonl', 'read_json', 'read_jsonl', 'set_seed', 'process_state',
+           'config_hash', 'git_commit', 'env_info']
 
 # %% ../nbs/00_config.ipynb #ac1f290f
 class MMKitError(ValueError):
@@ -115,6 +115,14 @@ def set_seed(seed: int):
     try:
         import torch; torch.manual_seed(seed)
     except ImportError: pass
+
+def process_state():
+    """accelerate's `PartialState`: one process, or this one of several launched by `torchrun` / `accelerate launch`
+    (`.is_main_process`, `.device`, `.num_processes`, barriers). Without a GPU it must be asked for `cpu=True`, else a
+    `torchrun` group of CPU processes is taken for one process (as `Trainer` does with `use_cpu`)."""
+    import torch
+    from accelerate import PartialState
+    return PartialState(cpu=not torch.cuda.is_available())
 
 def config_hash(obj) -> str:
     "Stable 12-hex-digit hash of a JSON-able object (key order does not matter)."

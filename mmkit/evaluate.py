@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from .config import MMKitError, atomic_write_json, atomic_write_jsonl, set_seed
+from .config import MMKitError, atomic_write_json, atomic_write_jsonl, process_state, set_seed
 from .benchmarks import (LETTERS, LANGUAGE_BENCHMARKS, VISION_BENCHMARKS, BenchmarkError,
                               check_items, parse_choices)
 
@@ -19,7 +19,7 @@ from .benchmarks import (LETTERS, LANGUAGE_BENCHMARKS, VISION_BENCHMARKS, Benchm
 __all__ = ['IMAGE_OPTIONAL', 'STOP_STRINGS', 'CONTROL_SEED', 'normalize_answer', 'extract_answer', 'is_correct',
            'dataset_metrics', 'modality_of', 'summarize', 'aggregate_seeds', 'load_suites', 'StopOnStrings',
            'cut_at_stop', 'shared_prefix', 'cache_kwarg', 'prefix_cache', 'generate_answers', 'loglik_options',
-           'loglik_scores', 'process_state', 'shard', 'evaluate', 'chance_accuracy', 'chance_levels', 'control_suites']
+           'loglik_scores', 'shard', 'evaluate', 'chance_accuracy', 'chance_levels', 'control_suites']
 
 # %% ../nbs/06_evaluate.ipynb #28431aff
 _NUMBER_WORDS = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve".split())}
@@ -275,7 +275,7 @@ def prefix_cache(model, prefix: list[int]):
     if not prefix: return None
     return getattr(model(input_ids=torch.tensor([prefix], device=model.device), use_cache=True), cache_kwarg(model))
 
-def _prefix_first(enc: dict, prefix: list[int], cache, key: str = "past_key_values") -> int:
+def _prefix_first(enc: dict, prefix: list[int], cache, key: str) -> int:
     """Reorder left-padded rows `[pad…, prefix, rest]` to `[prefix, pad…, rest]` and put a copy of `cache`, repeated
     for every row, in `enc[key]` (`cache_kwarg(model)`): the model then computes only the rest. Position ids follow the
     mask, so each row gets the positions (and logits) it has alone. Returns the prefix length used (0: `enc` unchanged)."""
@@ -319,10 +319,10 @@ def generate_answers(model, processor, items: list[dict], batch_size: int = 16, 
         with tqdm(total=len(items), desc=desc, disable=not progress, leave=False) as bar, _fast_attention(model):
             ids = tok(prompts)["input_ids"]
             prefix = shared_prefix(processor, prompts, ids) if share_prefix else []
-            cache = prefix_cache(model, prefix)
+            cache, key = prefix_cache(model, prefix), cache_kwarg(model)
             for b in _batches(_lengths(processor, prompts, has_img, ids), batch_size):
                 enc = _encode(processor, [prompts[i] for i in b], [items[i]["image"] for i in b if has_img[i]], device, dtype)
-                _prefix_first(enc, prefix, cache, cache_kwarg(model))
+                _prefix_first(enc, prefix, cache, key)
                 plen = enc["input_ids"].shape[1]
                 gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
                                      stopping_criteria=StoppingCriteriaList([StopOnStrings(tok, stops, plen)]),
@@ -374,14 +374,14 @@ def loglik_scores(model, processor, items: list[dict], batch_size: int = 16, tem
     try:
         with tqdm(total=len(items), desc="loglik", disable=not progress, leave=False) as bar, _fast_attention(model):
             prefix = shared_prefix(processor, ctxs, ctx_ids) if share_prefix else []
-            cache = prefix_cache(model, prefix)
+            cache, key = prefix_cache(model, prefix), cache_kwarg(model)
             for g in groups:
                 rows = [r for k in g for r in per_item[k]]
                 imgs = [items[r[0]]["image"] for r in rows if items[r[0]].get("image") is not None]
                 enc = _encode(processor, [r[1] + r[2] for r in rows], imgs, device, dtype, padding_side="left")
                 keep = max(r[3] for r in rows) + 1
                 own = enc["attention_mask"].sum(1).tolist()           # every row's scored tokens must lie after the prefix
-                P = _prefix_first(enc, prefix, cache, cache_kwarg(model)) if all(n - len(prefix) > r[3] for n, r in zip(own, rows)) else 0
+                P = _prefix_first(enc, prefix, cache, key) if all(n - len(prefix) > r[3] for n, r in zip(own, rows)) else 0
                 am, ids = enc["attention_mask"], enc["input_ids"]; T = ids.shape[1]
                 pos = (am.long().cumsum(-1) - 1).clamp(min=0)
                 logits = model(**dict(enc, input_ids=ids[:, P:]), position_ids=pos[:, P:], logits_to_keep=keep,
@@ -420,13 +420,6 @@ def _ll_rows(items, scores, template, target):
                          logliks=s, answer_type=it["answer_type"], scorer="loglik", has_image=it.get("image") is not None,
                          **({"category": it["category"]} if it.get("category") else {})))
     return rows
-
-def process_state():
-    """accelerate's `PartialState`: one process, or this one of several launched by `torchrun` / `accelerate launch`.
-    Without a GPU it must be asked for `cpu=True`, else a `torchrun` group of CPU processes is taken for one process
-    (as `Trainer` does with `use_cpu`)."""
-    from accelerate import PartialState
-    return PartialState(cpu=not torch.cuda.is_available())
 
 def _is_main() -> bool: return process_state().is_main_process
 

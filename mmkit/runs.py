@@ -7,7 +7,7 @@ from __future__ import annotations
 import math, os, re, shutil, time, traceback
 from datetime import datetime, timezone
 from pathlib import Path
-from .config import (MMKitError, atomic_write_json, atomic_write_jsonl, env_info, read_json, read_jsonl,
+from .config import (MMKitError, atomic_write_json, atomic_write_jsonl, env_info, process_state, read_json, read_jsonl,
                           runs_dir as _default_runs_dir)
 
 # %% auto #0
@@ -205,26 +205,21 @@ def _train(run: Path, p: dict, base_path: str) -> dict:
                        lora=p["lora"], epochs=p["epochs"], lr=p["lr"])
     info = {k: v for k, v in res.items() if k not in ("ids", "trainer")}   # the Trainer object is not a result
     info["n_ids"] = len(res["ids"])
-    if _state().is_main_process: atomic_write_json(run/"train.json", info)
+    if process_state().is_main_process: atomic_write_json(run/"train.json", info)
     return info
-
-def _state():
-    "accelerate's process state (`mmkit.evaluate.process_state`)."
-    from mmkit.evaluate import process_state
-    return process_state()
 
 def _load(checkpoint):
     "`(model, processor)` of a run's checkpoint, on this process's device (a GPU when there is one)."
     from mmkit.model import load_model
     model, processor = load_model(checkpoint)
-    return model.to(_state().device), processor
+    return model.to(process_state().device), processor
 
 def _evaluate(run: Path, p: dict, checkpoint: str) -> tuple[dict, float]:
     from mmkit.evaluate import evaluate
     t0 = time.time()
     model, processor = _load(checkpoint)
     metrics, preds = evaluate(model, processor, suites=_heldout(p), n=p["eval_n"], seed=p["seed"], progress=True)
-    if _state().is_main_process: atomic_write_jsonl(run/"predictions.jsonl", preds)
+    if process_state().is_main_process: atomic_write_jsonl(run/"predictions.jsonl", preds)
     metrics["controls"] = _controls(run, model, processor, p["eval_n"], p["seed"])
     return metrics, round(time.time() - t0, 2)
 
@@ -235,7 +230,7 @@ def _controls(run: Path, model, processor, eval_n, seed) -> dict:
     from mmkit.evaluate import evaluate, control_suites, _image_size
     n = CONTROL_N if eval_n is None else min(CONTROL_N, eval_n)
     m, preds = evaluate(model, processor, suites=control_suites(n, image_size=_image_size(processor)), seed=seed, progress=True)
-    if _state().is_main_process: atomic_write_jsonl(run/"controls.jsonl", preds)
+    if process_state().is_main_process: atomic_write_jsonl(run/"controls.jsonl", preds)
     return {k: m[k] for k in ("n_items", "datasets", "language_avg", "vision_avg", "overall_avg")}
 
 def _complete_run(run: Path) -> dict:
@@ -310,7 +305,7 @@ def run_experiment(recipe, *, run_name=None, base=None, seed=0, budget=None, siz
         print(f"[runs] reused: {run} is complete (metrics.json from {datetime.fromtimestamp(old['mtime']).isoformat(timespec='seconds')}); "
               "pass force=True to redo it")
         return run
-    st = _state()                                               # several processes: the main one writes, all train and score
+    st = process_state()                                        # several processes: the main one writes, all train and score
     from mmkit.config import settings
     from mmkit.train import resolve_base, base_path as microcosm_base
     with st.main_process_first():                               # the main process generates the microcosm if absent

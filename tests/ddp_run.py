@@ -4,6 +4,7 @@ it got back; rank 0 writes the reports to RUNS/ddp_report.json.
 """
 import hashlib, json, os, sys
 import torch.distributed as dist
+from _ddp import report_and_exit
 from mmkit.evaluate import evaluate, shard
 from mmkit.model import load_model
 from mmkit.runs import run_experiment
@@ -16,11 +17,4 @@ model, proc = load_model(run/"checkpoint")
 _, rows = evaluate(model, proc, suites=["boolq", "pope", "race"], n=3, seed=0, progress=False)
 mine = dict(rank=dist.get_rank(), world_size=dist.get_world_size(), shard=parts, n_rows=len(rows),
             digest=hashlib.sha256(json.dumps([(r["id"], r["output"]) for r in rows]).encode()).hexdigest())
-allr = [None] * dist.get_world_size()
-dist.all_gather_object(allr, mine)
-if dist.get_rank() == 0:
-    with open(os.path.join(runs, "ddp_report.json"), "w") as f: json.dump(allr, f)
-dist.barrier()                      # leave the group cleanly, then skip the interpreter's teardown (see ddp_stage2.py)
-dist.destroy_process_group()
-sys.stdout.flush(); sys.stderr.flush()
-os._exit(0)
+report_and_exit(mine, os.path.join(runs, "ddp_report.json"))

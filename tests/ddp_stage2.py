@@ -3,8 +3,9 @@
 Each rank reports the world size it saw, the modalities of the batches it trained on, and a checksum of its
 parameters after training; rank 0 writes the reports to OUT/ddp_report.json.
 """
-import json, os, sys
+import os, sys
 import torch, torch.distributed as dist
+from _ddp import report_and_exit
 from mmkit.train import train_stage2
 
 out, base = sys.argv[1], sys.argv[2]
@@ -16,14 +17,4 @@ flat = torch.cat([p.detach().float().flatten() for p in model.parameters()])
 mine = dict(rank=dist.get_rank(), world_size=dist.get_world_size(), modalities=sorted(trainer.ledger.by),
             batches=trainer.ledger.batches, checksum=float(flat.double().sum()), first=flat[:64].tolist(),
             norm=float(flat.double().norm()))
-allr = [None] * dist.get_world_size()
-dist.all_gather_object(allr, mine)
-if dist.get_rank() == 0:
-    with open(os.path.join(out, "ddp_report.json"), "w") as f: json.dump(allr, f)
-# Leave the group cleanly, then skip the interpreter's teardown: a process whose gloo/accelerate threads are still
-# being destroyed at exit can abort ("terminate called without an active exception", exit -6) after all the work is
-# done and reported. Any failure above raises before this point and still exits non-zero.
-dist.barrier()
-dist.destroy_process_group()
-sys.stdout.flush(); sys.stderr.flush()
-os._exit(0)
+report_and_exit(mine, os.path.join(out, "ddp_report.json"))
