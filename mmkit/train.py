@@ -26,7 +26,7 @@ __all__ = ['STAGES', 'BASE_FILES', 'VOCAB', 'MICROCOSM_STAGE1', 'VISION_SCENES',
 
 # %% ../nbs/05_train.ipynb #693cc043
 STAGES = {
-    "stage0": dict(policy="stage0", lr=3e-3, epochs=6, batch_size=32, block_size=128, warmup_ratio=0.03, weight_decay=0.0),
+    "stage0": dict(policy="stage0", lr=3e-3, epochs=12, batch_size=32, block_size=128, warmup_ratio=0.03, weight_decay=0.0),
     "vision": dict(lr=1e-3, epochs=1, batch_size=64, warmup_ratio=0.05, weight_decay=0.0),
     "stage1": dict(policy="stage1", template="plain", lr=2e-3, epochs=2, batch_size=32, warmup_ratio=0.03, weight_decay=0.0,
                    replay=0.0),
