@@ -43,7 +43,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("base", help="build (or reuse) the microcosm base and print its gates")
     p.add_argument("--size", default=None); p.add_argument("--scale", default="default")
     p.add_argument("--seed", type=int, default=0); p.add_argument("--force", action="store_true")
-    p.add_argument("--stage0", nargs="+", default=[], metavar="KEY=VALUE", help="stage-0 settings to change, e.g. epochs=12")
+    p.add_argument("--stage0", nargs="+", default=[], metavar="KEY=VALUE", help="stage-0 settings to change, e.g. epochs=18")
     p.add_argument("--stage1", nargs="+", default=[], metavar="KEY=VALUE", help="stage-1 settings to change, e.g. epochs=4")
     p = sub.add_parser("train", help="train one recipe and evaluate it (one run folder)"); _run_args(p)
     p = sub.add_parser("sweep", help="recipes x seeds, or the 0-100 %% language sweep; complete runs are skipped")
