@@ -193,15 +193,17 @@ def fig_score_vs_tokens(df: pd.DataFrame, score: str = "overall_avg",
 def fig_sweep(df: pd.DataFrame, title: str = "Language and vision averages vs % language in the training mix",
               chance: dict | None = None) -> go.Figure:
     """Language and vision averages (mean ± 95 % CI over runs) against the language fraction: every trained run with one
-    (`mix:P` and the named recipes at theirs: vis_only 0 %, mlan_50 50 %, mlan 87.5 %, lang_only 100 %, …); dotted: chance."""
+    (`mix:P` and the named recipes at theirs: vis_only 0 %, mlan_50 50 %, mlan 87.5 %, lang_only 100 %, …); dotted: chance.
+    The accuracy axis ends a little above the highest error bar or chance line (at least 0.5, at most 1)."""
     d = df[df.language_fraction.notna() & (df.recipe != "base")] if len(df) else df
     if not len(d): return _empty(title)
-    fig = go.Figure()
+    fig, top = go.Figure(), 0.0
     for key, name, color in [("language_avg", "language average", "#1f77b4"), ("vision_avg", "vision average", "#d62728"),
                              ("overall_avg", "overall average", "#7f7f7f")]:
         pts = []
         for p, g in d.groupby("language_fraction"):
             m, h = mean_ci(g[key]); pts.append((100 * p, m, h, ", ".join(sorted(set(g.recipe))), len(g)))
+            top = max(top, m + (h or 0))
         fig.add_scatter(x=[x[0] for x in pts], y=[x[1] for x in pts], mode="lines+markers", name=name, line=dict(color=color,
                         dash="dot" if key == "overall_avg" else None),
                         error_y=dict(type="data", array=[x[2] for x in pts], visible=True),
@@ -210,16 +212,18 @@ def fig_sweep(df: pd.DataFrame, title: str = "Language and vision averages vs % 
     base = df[df.recipe == "base"]
     if len(base):
         fig.add_hline(y=float(base.vision_avg.mean()), line_dash="dash", line_color="#d62728", opacity=0.4,
-                      annotation_text="base (vision)", annotation_position="bottom right")
+                      annotation_text="base (vision)", annotation_position="top left")
         fig.add_hline(y=float(base.language_avg.mean()), line_dash="dash", line_color="#1f77b4", opacity=0.4,
                       annotation_text="base (language)", annotation_position="top right")
     if chance:
+        top = max(top, chance["vision_avg"], chance["language_avg"])
         fig.add_hline(y=chance["vision_avg"], line_dash="dot", line_color="#d62728", opacity=0.6,
                       annotation_text="chance (vision)", annotation_position="bottom left")
         fig.add_hline(y=chance["language_avg"], line_dash="dot", line_color="#1f77b4", opacity=0.6,
                       annotation_text="chance (language)", annotation_position="top left")
     return fig.update_layout(title=title, xaxis=dict(title="% language examples", range=[-5, 105], dtick=12.5),
-                             yaxis=dict(title="accuracy", range=[0, 1]), template="plotly_white")
+                             yaxis=dict(title="accuracy", range=[0, min(1.0, max(0.5, math.ceil(11 * top) / 10))]),
+                             template="plotly_white")
 
 # %% ../nbs/09_report.ipynb #2a84e5a8
 def read_loss(run) -> pd.DataFrame:

@@ -51,6 +51,18 @@ def test_answer_forms_split_each_score_into_answered_and_accuracy_when_answered(
     t = report.answer_form_table(report.results_frame(runs3), forms)
     assert list(t.index) == ["base", "lang_only", "mix:0.5"] and all(" · " in t.loc["base", s] for s in ("boolq", "pope"))
 
+def test_sweep_figure_plots_every_fraction_and_its_axis_covers_the_error_bars_and_chance(runs3):
+    df = report.results_frame(runs3)
+    chance = chance_levels(n=8)
+    fig = report.fig_sweep(df, chance=chance)
+    lines = {t.name: t for t in fig.data}
+    assert set(lines) == {"language average", "vision average", "overall average"}
+    assert list(lines["vision average"].x) == [50.0, 100.0]          # mix:0.5 and lang_only; the base is a line, not a point
+    top = max([y + (e or 0) for t in fig.data for y, e in zip(t.y, t.error_y.array)] + [chance["language_avg"], chance["vision_avg"]])
+    lo, hi = fig.layout.yaxis.range
+    assert lo == 0 and top <= hi <= 1 and hi >= 0.5
+    assert {a.text for a in fig.layout.annotations} >= {"base (vision)", "base (language)", "chance (vision)", "chance (language)"}
+
 def test_cli_report_writes_table_and_figures(runs3, tmp_path):
     out = tmp_path/"rep"
     r = subprocess.run([MMKIT, "report", "--runs-dir", str(runs3), "--out", str(out)], capture_output=True, text=True, timeout=120)
