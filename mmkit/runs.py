@@ -199,7 +199,8 @@ def _train(run: Path, p: dict, base_path: str) -> dict:
         return dict(checkpoint=base_path, tokens=dict(ZERO_TOKENS), train_seconds=0.0, examples=0, final_loss=None)
     if (run/"train.json").is_file() and (run/"checkpoint"/"config.json").is_file():
         info, e = _try_json(run/"train.json", ("tokens",))
-        if info: print(f"[runs] {run.name}: training already done, evaluating"); return info
+        if info:                                    # the checkpoint is where the run is now (the folder may have moved)
+            print(f"[runs] {run.name}: training already done, evaluating"); return dict(info, checkpoint=str(run/"checkpoint"))
     from mmkit.train import train_stage2
     res = train_stage2(p["recipe"], run, base=p["base"], budget=p["budget"], seed=p["seed"], size=p["size"], scale=p["scale"],
                        lora=p["lora"], epochs=p["epochs"], lr=p["lr"])

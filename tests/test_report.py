@@ -60,8 +60,10 @@ def test_sweep_figure_plots_every_fraction_and_its_axis_covers_the_error_bars_an
     assert list(lines["vision average"].x) == [50.0, 100.0]          # mix:0.5 and lang_only; the base is a line, not a point
     top = max([y + (e or 0) for t in fig.data for y, e in zip(t.y, t.error_y.array)] + [chance["language_avg"], chance["vision_avg"]])
     lo, hi = fig.layout.yaxis.range
-    assert lo == 0 and top <= hi <= 1 and hi >= 0.5
-    assert {a.text for a in fig.layout.annotations} >= {"base (vision)", "base (language)", "chance (vision)", "chance (language)"}
+    assert lo == 0 and top <= hi <= max(0.5, top + 0.1)              # fits the data: not a fixed 0-1 axis
+    notes = {a.text: a for a in fig.layout.annotations}
+    assert set(notes) >= {"base (vision)", "base (language)", "chance (vision)", "chance (language)"}
+    assert all(notes[k].yanchor == "bottom" for k in ("base (vision)", "base (language)"))   # above the near-zero base lines, not on the ticks
 
 def test_cli_report_writes_table_and_figures(runs3, tmp_path):
     out = tmp_path/"rep"

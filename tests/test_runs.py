@@ -114,6 +114,12 @@ def test_interrupted_failed_and_broken_runs(test_base, tmp_path, capsys):
     assert read_run(run)["status"] == "complete" and _mtime(run) == t0
     with pytest.raises(MMKitError, match="other parameters"):       # same folder, other parameters: refused
         run_experiment("vis_only", runs_dir=tmp_path, run_name=run.name, **{**SMALL, "budget": 8})
+    # a runs folder moved between training and evaluation: evaluation loads the checkpoint where the run is now
+    (run/"metrics.json").unlink(); (tmp_path/"moved").mkdir()
+    moved = run.rename(tmp_path/"moved"/run.name); capsys.readouterr()
+    run_experiment("vis_only", runs_dir=tmp_path/"moved", **SMALL)
+    assert "training already done" in capsys.readouterr().out
+    assert read_run(moved)["status"] == "complete" and _mtime(moved) == t0 and not run.exists()
 
 def test_check_params_normalizes():
     p = check_params("mix:0.5", budget=8.0, lora=True, suites="pope,gqa")
