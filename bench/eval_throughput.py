@@ -43,7 +43,7 @@ def one_at_a_time(model, proc, items, max_new_tokens):
     tok, outs = proc.tokenizer, []
     for it in items:
         prompt = generation_prompt(it["question"], has_image=it["image"] is not None)
-        enc = proc(text=[prompt], images=[it["image"]] if it["image"] is not None else None, return_tensors="pt")
+        enc = proc(text=[prompt], images=[it["image"]] if it["image"] is not None else None, return_tensors="pt").to(model.device)
         plen = enc["input_ids"].shape[1]
         out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id,
                              stopping_criteria=StoppingCriteriaList([StopOnStrings(tok, STOP_STRINGS, plen)]))
@@ -72,11 +72,12 @@ def main():
     args = ap.parse_args()
     from mmkit.train import bf16_available
     model, proc, what = get_model(args)
-    model = model.float().eval()
+    model = model.float().to("cuda" if torch.cuda.is_available() else "cpu").eval()   # on a GPU when there is one
     data = load_suites(tasks.SUITES, n=args.n, seed=0)
     items = [it for its in data.values() for it in its]
     n_img = sum(it["image"] is not None for it in items)
-    print(f"[bench] model: {what}, {sum(p.numel() for p in model.parameters())/1e6:.2f}M params; torch threads {torch.get_num_threads()}")
+    where = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, torch threads {torch.get_num_threads()}"
+    print(f"[bench] model: {what}, {sum(p.numel() for p in model.parameters())/1e6:.2f}M params; {where}")
     print(f"[bench] {len(items)} items ({n_img} with an image) from {len(data)} suites; max_new_tokens={args.max_new_tokens}; "
           f"best of {args.repeats}")
     models = [("fp32", model)]

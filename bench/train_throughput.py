@@ -17,23 +17,30 @@ the same Trainer; use `--warmup 10` with it so the compilations fall before the 
 
     python bench/train_throughput.py [--examples 768] [--batch-size 16] [--steps 40] [--warmup 4] [--compile]
 """
-import argparse, copy, json, os, tempfile, time
+import argparse, contextlib, copy, json, os, tempfile, time
 os.environ.setdefault("HF_HUB_OFFLINE", "1"); os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from mmkit import data as mdata, tasks
-from mmkit.model import build_tiny_llava, load_model, train_tokenizer, apply_policy, image_token_count
+from mmkit.model import build_tiny_llava, load_model, train_tokenizer, apply_policy, image_token_count, no_cudnn_attention
 from mmkit.train import MMTrainer, base_path, bf16_available, cpu_bf16_attention
 
-def matmul_peak(dtype, n=2048, reps=10, trials=3) -> float:
-    "FLOP/s of an n×n matmul in `dtype`: the best of `trials` timings of `reps` products (a peak is a best case)."
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b
+DEV = "cuda" if torch.cuda.is_available() else "cpu"   # the Trainer trains on the GPU when there is one
+
+def sync():
+    if DEV == "cuda": torch.cuda.synchronize()
+
+def matmul_peak(dtype, n=None, reps=10, trials=3) -> float:
+    """FLOP/s of an n×n matmul in `dtype` where training runs: the best of `trials` timings of `reps` products (a peak
+    is a best case). n = 2048 on a CPU, 8192 on a GPU."""
+    n = n or (8192 if DEV == "cuda" else 2048)
+    a, b = torch.randn(n, n, dtype=dtype, device=DEV), torch.randn(n, n, dtype=dtype, device=DEV)
+    a @ b; sync()
     best = 0.0
     for _ in range(trials):
         t = time.perf_counter()
         for _ in range(reps): a @ b
-        best = max(best, 2 * n**3 * reps / (time.perf_counter() - t))
+        sync(); best = max(best, 2 * n**3 * reps / (time.perf_counter() - t))
     return best
 
 def model_flops(model, ledger_totals, n_text_tokens, n_image_samples, seq_len) -> float:
@@ -75,7 +82,7 @@ class StepClock(TrainerCallback):
     "Time and ledger totals at the end of optimizer step `warmup` and of the last step: the steady-state window."
     def __init__(self, ledger, warmup): self.ledger, self.warmup, self.start, self.end = ledger, warmup, None, None
     def on_step_end(self, args, state, control, **kw):
-        now = (time.perf_counter(), dict(self.ledger.totals()))
+        sync(); now = (time.perf_counter(), dict(self.ledger.totals()))
         if state.global_step == self.warmup: self.start = now
         self.end = now
 
@@ -94,7 +101,9 @@ def run(kind, model, ds, processor, steps, batch_size, out, warmup):
         tr = BaselineTrainer(model=model, args=args, train_dataset=ds, data_collator=ZeroImageCollator(processor))
         tr.ledger = ledger
     clock = StepClock(ledger, warmup); tr.add_callback(clock)
-    start = time.perf_counter(); tr.train(); total = time.perf_counter() - start
+    start = time.perf_counter()
+    with no_cudnn_attention() if kind.startswith("mmkit") else contextlib.nullcontext(): tr.train()   # as run_trainer does
+    total = time.perf_counter() - start
     (t0, a), (t1, b) = clock.start, clock.end
     return t1 - t0, {k: b[k] - a[k] for k in ("examples", "text_tokens", "image_tokens", "padding_tokens", "processed_tokens")}, \
         tr.model.config.text_config._attn_implementation, total
@@ -130,7 +139,7 @@ def main():
                          attention=attn, tflops=round(flops / dt / 1e12, 4), frac_bf16_peak=round(flops / dt / peak_bf16, 3))
     print(f"model: {src}\nmix: mlan, {a.examples} examples, batch {a.batch_size}, {a.steps} steps each, "
           f"timed after step {a.warmup}")
-    print(f"measured matmul peak here: bf16 {peak_bf16/1e9:.0f} GFLOP/s, fp32 {peak_fp32/1e9:.0f} GFLOP/s")
+    print(f"measured matmul peak here ({torch.cuda.get_device_name() if DEV == 'cuda' else 'CPU'}): bf16 {peak_bf16/1e9:.0f} GFLOP/s, fp32 {peak_fp32/1e9:.0f} GFLOP/s")
     print(f"{'':14}{'total s':>8}{'s':>8}{'examples':>10}{'useful tok/s':>14}{'padding':>9}{'attention':>10}{'GFLOP/s':>9}{'of bf16 peak':>14}")
     for k, r in res.items():
         print(f"{k:14}{r['total_seconds']:>8}{r['seconds']:>8}{r['examples']:>10}{r['useful_tokens_per_s']:>14}{r['padding_fraction']:>9.3f}{r['attention']:>10}"

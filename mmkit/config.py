@@ -9,7 +9,7 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['DEFAULTS', 'MMKitError', 'repo_root', 'settings', 'runs_dir', 'cache_dir', 'data_path', 'atomic_write_text',
-           'atomic_write_json', 'atomic_write_jsonl', 'read_json', 'read_jsonl', 'set_seed', 'process_state',
+           'atomic_write_json', 'atomic_write_jsonl', 'read_json', 'read_jsonl', 'set_seed', 'use_cpu', 'process_state',
            'config_hash', 'git_commit', 'env_info']
 
 # %% ../nbs/00_config.ipynb #ac1f290f
@@ -116,13 +116,18 @@ def set_seed(seed: int):
         import torch; torch.manual_seed(seed)
     except ImportError: pass
 
+def use_cpu() -> bool:
+    """Whether work runs on the CPU: no CUDA GPU here, or `ACCELERATE_USE_CPU=1` (a group of CPU processes launched on
+    a GPU machine, which would otherwise each ask for a GPU of their own rank)."""
+    import torch
+    return os.environ.get("ACCELERATE_USE_CPU", "").strip().lower() in ("1", "true", "yes") or not torch.cuda.is_available()
+
 def process_state():
     """accelerate's `PartialState`: one process, or this one of several launched by `torchrun` / `accelerate launch`
-    (`.is_main_process`, `.device`, `.num_processes`, barriers). Without a GPU it must be asked for `cpu=True`, else a
+    (`.is_main_process`, `.device`, `.num_processes`, barriers). On the CPU it must be asked for `cpu=True`, else a
     `torchrun` group of CPU processes is taken for one process (as `Trainer` does with `use_cpu`)."""
-    import torch
     from accelerate import PartialState
-    return PartialState(cpu=not torch.cuda.is_available())
+    return PartialState(cpu=use_cpu())
 
 def config_hash(obj) -> str:
     "Stable 12-hex-digit hash of a JSON-able object (key order does not matter)."

@@ -296,10 +296,13 @@ def _fast_attention(model):
     """bf16/fp16 weights on a CPU: `mmkit_lowp_eager` attention while scoring (eager, softmax in bf16), then the
     model's own setting again. PyTorch's CPU flash-attention kernel is slow in bf16: on the default microcosm base it
     took 0.32 s of a 0.81 s evaluation of 144 items, eager attention 0.11 s; eager attention with its softmax in bf16
-    makes the whole evaluation another ~1.2× faster (0.69 vs 0.80–0.92 s), with the same 144/144 outputs."""
-    from mmkit.model import cpu_eager_attention
-    restore = cpu_eager_attention(model, _float_dtype(model) in (torch.bfloat16, torch.float16), softmax_in_dtype=True)
-    try: yield
+    makes the whole evaluation another ~1.2× faster (0.69 vs 0.80–0.92 s), with the same 144/144 outputs.
+    On a GPU: SDPA without cuDNN attention (`mmkit.model.no_cudnn_attention`: it builds a graph per prompt length)."""
+    from mmkit.model import cpu_eager_attention, no_cudnn_attention
+    restore = cpu_eager_attention(model, _float_dtype(model) in (torch.bfloat16, torch.float16), softmax_in_dtype=True,
+                                  on_cpu=model.device.type == "cpu")
+    try:
+        with no_cudnn_attention(): yield
     finally: restore()
 
 @torch.no_grad()

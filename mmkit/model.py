@@ -5,6 +5,7 @@
 # %% ../nbs/01_model.ipynb #bcaf0a18
 from __future__ import annotations
 import copy, io, os, re, shutil, tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import torch
 from transformers import (AutoProcessor, CLIPImageProcessorPil, CLIPVisionConfig, GenerationConfig, LlamaConfig,
                           LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor, PreTrainedTokenizerFast)
 
-from .config import MMKitError, read_json
+from .config import MMKitError, read_json, use_cpu
 
 # %% auto #0
 __all__ = ['IMAGE_TOKEN', 'PAD_TOKEN', 'BOS_TOKEN', 'EOS_TOKEN', 'UNK_TOKEN', 'SPECIAL_TOKENS', 'TEMPLATES', 'SIZES',
@@ -20,7 +21,8 @@ __all__ = ['IMAGE_TOKEN', 'PAD_TOKEN', 'BOS_TOKEN', 'EOS_TOKEN', 'UNK_TOKEN', 'S
            'image_token_count', 'Template', 'TemplateMismatchError', 'get_template', 'render_segments',
            'encode_conversation', 'generation_prompt', 'llava_config', 'build_tiny_llava', 'param_counts',
            'BadImageError', 'load_image', 'ModelLoadError', 'save_model', 'load_model', 'lowp_eager_attention',
-           'cpu_eager_attention', 'make_llava15_fixture', 'lora_target_regex', 'apply_policy', 'merge_lora']
+           'cpu_eager_attention', 'no_cudnn_attention', 'make_llava15_fixture', 'lora_target_regex', 'apply_policy',
+           'merge_lora']
 
 # %% ../nbs/01_model.ipynb #df840661
 IMAGE_TOKEN, PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN = "<image>", "<pad>", "<s>", "</s>", "<unk>"
@@ -352,7 +354,7 @@ def load_model(path_or_hub_id, dtype=None):
         raise ModelLoadError(f"{src}: no such local folder, and not in the Hugging Face cache (HF_HUB_OFFLINE=1 forbids downloading)")
     try:
         model = LlavaForConditionalGeneration.from_pretrained(src, dtype=_dtype(dtype))
-        processor = AutoProcessor.from_pretrained(src)
+        processor = AutoProcessor.from_pretrained(src, backend="pil")   # LLaVA's own (PIL) preprocessing on every machine
     except ModelLoadError: raise
     except Exception as e: raise ModelLoadError(f"{src}: cannot load llava-hf model ({_one_line(e)})") from None
     return model, _fix_processor(processor, model)
@@ -388,21 +390,37 @@ def _register_lowp_eager():
     AttentionMaskInterface.register("mmkit_lowp_eager", eager_mask)
 _register_lowp_eager()
 
-def cpu_eager_attention(model, low_precision: bool, softmax_in_dtype: bool = False):
+def cpu_eager_attention(model, low_precision: bool, softmax_in_dtype: bool = False, on_cpu: bool | None = None):
     """With bf16/fp16 compute and no GPU, switch `model` (or the model under a peft wrapper) from SDPA to eager
     attention — PyTorch's CPU flash-attention kernel is slow in bf16 (figures: `mmkit.train.cpu_bf16_attention`,
     `mmkit.evaluate`). `softmax_in_dtype` picks `lowp_eager_attention` instead where every sub-model's type is in
     `LOWP_EAGER_TYPES` (evaluation does; training keeps eager, whose bf16-autocast step it would not speed up).
+    `on_cpu`: whether the model runs on the CPU — by default `mmkit.config.use_cpu()`, where a `Trainer` will put it;
+    evaluation passes the model's own device (a model kept on the CPU of a GPU machine takes the CPU path too).
     Returns a function that puts the previous setting back (a no-op when nothing was changed)."""
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     cfg = getattr(inner, "config", None)
-    if (not low_precision or torch.cuda.is_available() or cfg is None or not hasattr(inner, "set_attn_implementation")
+    on_cpu = use_cpu() if on_cpu is None else on_cpu
+    if (not low_precision or not on_cpu or cfg is None or not hasattr(inner, "set_attn_implementation")
             or getattr(cfg, "_attn_implementation", None) != "sdpa"): return lambda: None
     subs = {k: getattr(cfg, k) for k in ("text_config", "vision_config") if hasattr(cfg, k)}
     before = {"": "sdpa", **{k: c._attn_implementation for k, c in subs.items()}}
     lowp = softmax_in_dtype and all(c.model_type in LOWP_EAGER_TYPES for c in subs.values())
     inner.set_attn_implementation("mmkit_lowp_eager" if lowp else "eager")
     return lambda: inner.set_attn_implementation(before)
+
+@contextmanager
+def no_cudnn_attention():
+    """On a GPU: SDPA without its cuDNN backend (flash, memory-efficient or math kernels) for the duration.
+
+    On an H100, PyTorch 2.11 serves bf16 SDPA with cuDNN attention, which builds a graph for every new (batch, length)
+    shape, a few hundred ms each. Batches padded to their longest example come in many lengths: a microcosm stage-2 step
+    took ~190 ms in bf16 until every length had been seen and ~36 ms after (fp32, which cuDNN attention does not serve,
+    ~25–33 ms throughout), so the main job's stage 2 ran slower in bf16 than in fp32. A no-op on the CPU."""
+    if not torch.cuda.is_available():
+        yield; return
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]): yield
 
 # %% ../nbs/01_model.ipynb #be70855b
 def make_llava15_fixture(path, seed: int = 0, overwrite: bool = False) -> Path:

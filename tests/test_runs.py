@@ -137,7 +137,9 @@ def test_two_process_run_shards_evaluation_and_matches_one_process(test_base, tm
     from mmkit.model import load_model
     root = Path(__file__).resolve().parents[1]
     runs = tmp_path/"runs"; runs.mkdir()
-    env = dict(os.environ, ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1")
+    # a CPU group, also on a GPU machine: there accelerate's barrier hands gloo the rank as a GPU index (seen on a
+    # one-GPU H100 machine: rank 1 failed with "CUDA error: invalid device ordinal")
+    env = dict(os.environ, ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29535",
                         str(root/"tests"/"ddp_run.py"), str(runs), str(test_base)], env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -11,7 +11,7 @@ from mmkit.train import train_stage0, train_stage1, train_stage2, lm_blocks
 ROOT = Path(__file__).resolve().parent.parent
 
 def _part(model, prefix):
-    return {n: p.detach().clone() for n, p in model.named_parameters() if prefix in n}
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if prefix in n}   # the Trainer may have moved it to a GPU
 
 def _same(a, b): return all(torch.equal(a[k], b[k]) for k in a) and a.keys() == b.keys()
 
@@ -25,7 +25,7 @@ def fresh(micro):
     return tok
 
 @torch.no_grad()
-def _lm_loss(model, batch): return model(**batch).loss.item()
+def _lm_loss(model, batch): return model(**{k: v.to(model.device) for k, v in batch.items()}).loss.item()   # after training: on the GPU if any
 
 @pytest.fixture(scope="module")
 def stage0(tmp_path_factory, micro, fresh):
@@ -68,6 +68,24 @@ def test_stage2_lowers_loss_and_leaves_the_vision_tower_bit_identical(tmp_path, 
     tok = json.loads((tmp_path/"run"/"tokens.json").read_text())
     assert tok["totals"]["examples"] == 2 * 48 and set(tok["by_modality"]) == {"language", "vision"}
     assert not (tmp_path/"run"/"trainer").exists()   # Trainer checkpoints are removed once the run is complete
+
+def test_stage2_on_a_llava15_shaped_base_keeps_its_image_examples(tmp_path):
+    """A base with LLaVA-1.5's processor (336 px, patch 14: 576 tokens per image) trains on the vision examples too.
+
+    With a 512-token limit every vision example was dropped (a warning, then a language-only run); a limit that
+    still drops them all is an error naming max_length, before any step."""
+    from mmkit.model import make_llava15_fixture
+    fx = make_llava15_fixture(tmp_path/"llava15")
+    res = train_stage2("mlan_50", tmp_path/"run", base=fx, budget=16, scale="test", max_steps=2, batch_size=4,
+                       lora=dict(r=4, alpha=8), gradient_checkpointing=True)   # the one-GPU 7B set-up, in miniature
+    tok = json.loads((tmp_path/"run"/"tokens.json").read_text())
+    n_vis = tok["by_modality"]["vision"]["examples"]
+    assert n_vis > 0 and tok["totals"]["image_tokens"] == 576 * n_vis and tok["dropped"]["examples"] == 0
+    assert res["examples"] == 16
+    with pytest.raises(MMKitError, match="every vision example is longer than max_length=512"), \
+            pytest.warns(UserWarning, match="longer than max_length=512"):
+        train_stage2("mlan_50", tmp_path/"short", base=fx, budget=16, scale="test", max_steps=1, max_length=512)
+    assert not (tmp_path/"short"/"trainer").exists()
 
 def test_same_seed_same_losses(tmp_path, test_base):
     logs = []
@@ -114,7 +132,7 @@ LAUNCHERS = {
 @pytest.mark.slow
 @pytest.mark.parametrize("launcher", list(LAUNCHERS))
 def test_two_process_stage2_stays_in_sync(tmp_path, test_base, launcher):
-    env = dict(os.environ, ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1")
+    env = dict(os.environ, ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")   # a CPU group, also on a GPU machine
     r = subprocess.run(LAUNCHERS[launcher] + [str(ROOT/"tests"/"ddp_stage2.py"), str(tmp_path/"ddp"), str(test_base)],
                        env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
