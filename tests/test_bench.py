@@ -1,0 +1,24 @@
+"""The real-scale bench, run as a user runs it, at its tiny shape (the same pipeline as the 7B run on a GPU:
+LLaVA-1.5's 336-px processor, LoRA on every linear layer of the language model, merge, a checkpoint written and read
+back in bf16, the batched evaluator against the one-at-a-time loop)."""
+import json, os, subprocess, sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+def test_real_scale_bench_runs_its_pipeline_at_the_tiny_shape(tmp_path):
+    out = tmp_path/"real.json"
+    r = subprocess.run([sys.executable, str(ROOT/"bench"/"real_scale.py"), "--shape", "test", "--budget", "48", "--eval-n", "2",
+                        "--work", str(tmp_path/"work"), "--json", str(out)], capture_output=True, text=True, timeout=600,
+                       env=dict(os.environ, MMKIT_RUNS_DIR=str(tmp_path/"runs")))
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(out.read_text())
+    s2, ev = res["stage2"], res["eval"]
+    assert s2["examples"] == 48 and s2["tokens"]["image_tokens"] > 0 and s2["tokens"]["image_tokens"] % 576 == 0
+    assert s2["window_examples"] > 0 and s2["useful_tokens_per_s"] > 0 and 0 < s2["frac_bf16_peak"] < 1
+    assert s2["lora"]["r"] == 128 and len(s2["lora"]["target_modules"]) == 7
+    assert ev["items"] == 9 * 2 and 0 < ev["with_image"] < ev["items"] and ev["dtype"] == "torch.bfloat16"
+    agree, n = map(int, ev["agree"].split("/"))
+    assert n == ev["items"] and agree >= n - 2          # bf16: batch-size-dependent outputs may differ on an item or two
+    assert (tmp_path/"work"/"run"/"checkpoint"/"config.json").is_file()
+    assert "[real] stage 2:" in r.stdout and "[real] evaluation" in r.stdout
