@@ -161,7 +161,7 @@ def last_complete_checkpoint(trainer_dir, with_ledger: bool = False) -> str | No
     return None
 
 def _checkpointing(on: bool) -> dict:
-    "TrainingArguments for activation checkpointing: `activation_checkpointing` since transformers 5.2x, else the old name."
+    "TrainingArguments for activation checkpointing: `activation_checkpointing` where transformers has it (5.24 does), else `gradient_checkpointing`."
     if not on: return {}
     name = "activation" if "activation_checkpointing" in TrainingArguments.__dataclass_fields__ else "gradient"
     return {f"{name}_checkpointing": True, f"{name}_checkpointing_kwargs": dict(use_reentrant=False)}
