@@ -133,6 +133,7 @@ def chat_prompt(history: list[tuple[str, str]], question: str, has_image: bool, 
 
 # %% ../nbs/10_app.ipynb #2932c621
 from .evaluate import _float_dtype
+from .model import no_cudnn_attention
 
 @torch.no_grad()
 def stream_answer(model, processor, prompt: str, image=None, max_new_tokens: int = 32, temperature: float = 0.0):
@@ -149,8 +150,10 @@ def stream_answer(model, processor, prompt: str, image=None, max_new_tokens: int
     sample = dict(do_sample=True, temperature=float(temperature)) if temperature and temperature > 0 else dict(do_sample=False)
     result = {}
     def run():
-        try: result["ids"] = model.generate(**enc, max_new_tokens=int(max_new_tokens), num_beams=1, streamer=streamer,
-                                            pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, **sample)
+        try:
+            with no_cudnn_attention():   # on a GPU: no cuDNN graph build per new prompt length (mmkit.model)
+                result["ids"] = model.generate(**enc, max_new_tokens=int(max_new_tokens), num_beams=1, streamer=streamer,
+                                               pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, **sample)
         except BaseException as e:
             result["error"] = e; streamer.end()
     th = threading.Thread(target=run, daemon=True); th.start()
