@@ -163,3 +163,26 @@ def test_two_process_run_shards_evaluation_and_matches_one_process(test_base, tm
                        capture_output=True, text=True, timeout=600)
     assert r.returncode != 0 and "is not built, and building it takes one process: run `mmkit base --size test --scale test`" in r.stderr
     assert not (tmp_path/"runs2").exists() or not any((tmp_path/"runs2").iterdir())
+
+def test_cli_run_on_a_llava_hf_base_folder_with_lora(tmp_path):
+    """`mmkit train --recipe mlan_50 --base <llava-hf folder> --lora`: the real-scale command line, on a tiny random
+    checkpoint with LLaVA-1.5's processor (336 px, 576 image tokens). Stage 2 trains on the image examples too, and
+    the held-out and control images are rendered at the base's size."""
+    import subprocess, sys
+    from pathlib import Path
+    from mmkit.model import make_llava15_fixture
+    fx = make_llava15_fixture(tmp_path/"llava15")
+    mmkit = str(Path(sys.executable).with_name("mmkit"))
+    r = subprocess.run([mmkit, "train", "--recipe", "mlan_50", "--base", str(fx), "--lora", "--budget", "16", "--scale", "test",
+                        "--epochs", "1", "--eval-n", "2", "--suites", "boolq,pope,gqa", "--runs-dir", str(tmp_path/"runs"),
+                        "--run-name", "real"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = read_run(tmp_path/"runs"/"real")
+    assert run["status"] == "complete"
+    tok = json.loads((tmp_path/"runs"/"real"/"tokens.json").read_text())
+    assert tok["totals"]["image_tokens"] == 576 * tok["by_modality"]["vision"]["examples"] > 0
+    assert run["config"]["params"]["lora"] and run["config"]["base_path"] == str(fx)
+    preds = [json.loads(l) for l in (tmp_path/"runs"/"real"/"predictions.jsonl").read_text().splitlines()]
+    assert len(preds) == 6 and sum(p["has_image"] for p in preds) == 4          # pope and gqa items carry images
+    ck = tmp_path/"runs"/"real"/"checkpoint"
+    assert (ck/"config.json").is_file() and not (ck/"adapter_config.json").exists()   # LoRA merged: a plain llava-hf folder
