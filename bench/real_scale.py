@@ -25,31 +25,18 @@ import argparse, gc, json, os, shutil, sys, time
 os.environ.setdefault("HF_HUB_OFFLINE", "1"); os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1"); os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch
-from transformers import AutoConfig, CLIPVisionConfig, GenerationConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, TrainerCallback
+from transformers import AutoConfig, CLIPVisionConfig, GenerationConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from eval_throughput import best_of, one_at_a_time   # the same baseline loop as the eval bench
+from train_throughput import DEV, StepClock, matmul_peak   # and the train bench's clock and peak
 from mmkit import tasks
 from mmkit.evaluate import extract_answer, generate_answers, load_suites
 from mmkit.model import IMAGE_TOKEN, build_tiny_llava, image_token_count, load_model, make_processor, save_model, train_tokenizer
 from mmkit.train import base_path, tokenizer_texts, train_stage2
 import mmkit.train as mtrain
 
-DEV = "cuda" if torch.cuda.is_available() else "cpu"
 LORA = dict(r=128, alpha=256, dropout=0.05, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
-
-def sync():
-    if DEV == "cuda": torch.cuda.synchronize()
-
-def matmul_peak(n: int, reps: int = 10) -> float:
-    "bf16 FLOP/s of an n×n×n product on DEV (best of three timings of `reps` products)."
-    a, b = (torch.randn(n, n, dtype=torch.bfloat16, device=DEV) for _ in range(2))
-    a @ b; sync(); best = 0.0
-    for _ in range(3):
-        t = time.perf_counter()
-        for _ in range(reps): a @ b
-        sync(); best = max(best, 2 * n**3 * reps / (time.perf_counter() - t))
-    return best
 
 def tokenizer():
     p = base_path(size="default", scale="default")
@@ -87,14 +74,6 @@ def build(shape: str, tok, path):
     if DEV == "cuda": torch.cuda.empty_cache()
     return time.perf_counter() - t, n
 
-class Clock(TrainerCallback):
-    "Time and the ledger's totals after optimizer step `warmup` and after the last step (GPU work finished)."
-    def __init__(self, warmup): self.warmup, self.start, self.end, self.trainer = warmup, None, None, None
-    def on_step_end(self, args, state, control, **kw):
-        sync(); now = (time.perf_counter(), dict(self.trainer.ledger.totals()))
-        if state.global_step == self.warmup: self.start = now
-        self.end = now
-
 def model_flops(cfg, tokens: dict, n_images: int, seq_len: float, lora: dict) -> float:
     "Useful training FLOPs of a LoRA stage-2 window (see the module docstring)."
     t, v = cfg.text_config, cfg.vision_config
@@ -109,10 +88,10 @@ def model_flops(cfg, tokens: dict, n_images: int, seq_len: float, lora: dict) ->
     return 4 * n_lm * T + 6 * n_lora * T + attn + 2 * n_vit * patches * n_images + 6 * proj * tokens["image_tokens"]
 
 def stage2(base, out, a, checkpointing: bool):
-    clock = Clock(a.warmup)
+    clock = StepClock(None, a.warmup)
     orig = mtrain.MMTrainer.__init__
-    def init(self, *args, **kw):                       # add the clock to the Trainer that train_stage2 builds
-        orig(self, *args, **kw); clock.trainer = self; self.add_callback(clock)
+    def init(self, *args, **kw):                       # clock the Trainer that train_stage2 builds, on its ledger
+        orig(self, *args, **kw); clock.ledger = self.ledger; self.add_callback(clock)
     mtrain.MMTrainer.__init__ = init
     try:
         if DEV == "cuda": torch.cuda.reset_peak_memory_stats()
@@ -141,7 +120,7 @@ def main():
     work = os.path.abspath(a.work); shutil.rmtree(work, ignore_errors=True); os.makedirs(work)
     dev = torch.cuda.get_device_name() if DEV == "cuda" else "CPU"
     out = dict(device=dev, shape=a.shape, torch=torch.__version__)
-    peak = matmul_peak(8192 if DEV == "cuda" else 1024); out["bf16_peak_tflops"] = round(peak / 1e12, 1)
+    peak = matmul_peak(torch.bfloat16); out["bf16_peak_tflops"] = round(peak / 1e12, 1)
     print(f"[real] {dev}: bf16 matmul peak {peak/1e12:.1f} TFLOP/s (measured now)")
 
     tok, tok_src = tokenizer()
@@ -171,7 +150,7 @@ def main():
     print(f"[real] stage 2: {res['examples']} examples in {total:.0f} s (incl. loading the base, merging LoRA, writing the checkpoint); "
           f"steady state {useful/(t1-t0):,.0f} useful tokens/s, {fl/(t1-t0)/1e12:.0f} TFLOP/s = {fl/(t1-t0)/peak:.0%} of the bf16 peak; "
           f"padding {out['stage2']['padding_fraction']:.1%}; peak memory {mem or 0:.1f} GiB; checkpointing {checkpointing}")
-    del res; clock.trainer = None; gc.collect()       # the Trainer holds the 7B model
+    del res; gc.collect()                             # the Trainer holds the 7B model
     if DEV == "cuda": torch.cuda.empty_cache()
 
     t = time.perf_counter()
