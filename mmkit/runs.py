@@ -68,7 +68,7 @@ def _base(v):
     return v
 
 def check_params(recipe, *, run_name=None, base=None, seed=0, budget=None, size=None, scale="default", lora=None,
-                 epochs=None, lr=None, eval_n=None, suites=None, force=False, runs_dir=None) -> dict:
+                 epochs=None, lr=None, eval_n=None, suites=None, force=False, runs_dir=None, compile=False) -> dict:
     "Validate and normalize `run_experiment`'s parameters; raises `MMKitError` (one line) on the first bad one."
     from mmkit.tasks import SCALES
     from mmkit.data import get_recipe
@@ -80,11 +80,12 @@ def check_params(recipe, *, run_name=None, base=None, seed=0, budget=None, size=
     if run_name is not None and (not isinstance(run_name, str) or not _NAME.match(run_name)):
         raise RunError(f"run_name {run_name!r}: use letters, digits and . _ + = - (no slashes or spaces)")
     if not isinstance(force, bool): raise RunError(f"force must be True or False, got {force!r}")
-    if recipe == "base": budget = epochs = lr = lora = None          # nothing is trained: these do not apply
+    if not isinstance(compile, bool): raise RunError(f"compile must be True or False, got {compile!r}")
+    if recipe == "base": budget = epochs = lr = lora = None; compile = False   # nothing is trained: these do not apply
     return dict(recipe=recipe, run_name=run_name, base=_base(base), seed=_int("seed", seed, 0, False),
                 budget=_int("budget", budget, 1), size=size, scale=scale, lora=_lora(lora), epochs=_pos("epochs", epochs),
                 lr=_pos("lr", lr), eval_n=_int("eval_n", eval_n, 1), suites=_suites(suites), force=force,
-                runs_dir=None if runs_dir is None else str(Path(runs_dir).expanduser()))
+                runs_dir=None if runs_dir is None else str(Path(runs_dir).expanduser()), compile=compile)
 
 # %% ../nbs/08_runs.ipynb #20488084
 def _num(x) -> str: return f"{x:g}"
@@ -203,7 +204,7 @@ def _train(run: Path, p: dict, base_path: str) -> dict:
             print(f"[runs] {run.name}: training already done, evaluating"); return dict(info, checkpoint=str(run/"checkpoint"))
     from mmkit.train import train_stage2
     res = train_stage2(p["recipe"], run, base=p["base"], budget=p["budget"], seed=p["seed"], size=p["size"], scale=p["scale"],
-                       lora=p["lora"], epochs=p["epochs"], lr=p["lr"])
+                       lora=p["lora"], epochs=p["epochs"], lr=p["lr"], compile=p["compile"])
     info = {k: v for k, v in res.items() if k not in ("ids", "trainer")}   # the Trainer object is not a result
     info["n_ids"] = len(res["ids"])
     if process_state().is_main_process: atomic_write_json(run/"train.json", info)
@@ -289,10 +290,14 @@ def rescore(run) -> dict:
 
 # %% ../nbs/08_runs.ipynb #6ca4fa36
 def run_experiment(recipe, *, run_name=None, base=None, seed=0, budget=None, size=None, scale="default", lora=None,
-                   epochs=None, lr=None, eval_n=None, suites=None, force=False, runs_dir=None) -> Path:
-    "Train `recipe` on the base, evaluate on the held-out suites, write `runs/<name>/`; reuse a complete run unless `force`."
+                   epochs=None, lr=None, eval_n=None, suites=None, force=False, runs_dir=None, compile=False) -> Path:
+    """Train `recipe` on the base, evaluate on the held-out suites, write `runs/<name>/`; reuse a complete run unless `force`.
+
+    `compile=True` trains stage 2 under `torch.compile` (`mmkit.train.regional_compilation`). It is *how* the run is
+    computed, like the number of processes, not *what* is run: it is recorded in `config.json` and `train.json` but is
+    not part of the run's name or identity, so a run started one way can be resumed or reused the other way."""
     p = check_params(recipe, run_name=run_name, base=base, seed=seed, budget=budget, size=size, scale=scale, lora=lora,
-                     epochs=epochs, lr=lr, eval_n=eval_n, suites=suites, force=force, runs_dir=runs_dir)
+                     epochs=epochs, lr=lr, eval_n=eval_n, suites=suites, force=force, runs_dir=runs_dir, compile=compile)
     name = p["run_name"] or default_run_name(**p)
     run = _root(p["runs_dir"])/name
     ident = _identity(p)
@@ -325,7 +330,7 @@ def run_experiment(recipe, *, run_name=None, base=None, seed=0, budget=None, siz
     from mmkit.data import get_recipe
     r = get_recipe(p["recipe"])
     cfg = dict(name=name, params=ident, base_path=base_path, recipe_doc=r.doc, language_fraction=r.language_fraction,
-               examples=len(ids), example_ids=ids, created=_now(), env=env_info())
+               examples=len(ids), example_ids=ids, compile=p["compile"], created=_now(), env=env_info())
     if st.is_main_process: atomic_write_json(run/"config.json", cfg)
     try:
         t0 = time.time()

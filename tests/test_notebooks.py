@@ -39,9 +39,11 @@ def test_train_notebook_runs_then_reuses(test_base, tmp_path):
     _run("train.ipynb", tmp_path/"b.ipynb", runs_dir=str(runs), **SMALL)
     assert "[runs] reused" in _text(tmp_path/"b.ipynb")
     assert (run/"checkpoint"/"model.safetensors").stat().st_mtime_ns == t0
-    _run("train.ipynb", tmp_path/"c.ipynb", runs_dir=str(runs), force=True, **SMALL)
+    assert json.loads((run/"config.json").read_text())["compile"] is False
+    _run("train.ipynb", tmp_path/"c.ipynb", runs_dir=str(runs), force=True, compile=True, **SMALL)   # how, not what: same run
     assert "[runs] force" in _text(tmp_path/"c.ipynb") and (run/"checkpoint"/"model.safetensors").stat().st_mtime_ns != t0
     assert (run/"metrics.json").is_file()
+    assert json.loads((run/"config.json").read_text())["compile"] and json.loads((run/"train.json").read_text())["compile"]
 
 def test_train_notebook_bad_parameter_fails_early(tmp_path):
     runs = tmp_path/"runs"

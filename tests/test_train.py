@@ -94,25 +94,49 @@ def test_same_seed_same_losses(tmp_path, test_base):
         logs.append([json.loads(l).get("loss") for l in (tmp_path/name/"loss.jsonl").read_text().splitlines()])
     assert logs[0] == logs[1] and len([l for l in logs[0] if l is not None]) >= 4
 
+def test_compiled_stage2_tracks_eager_and_is_deterministic(tmp_path, test_base):
+    "`compile=True`: the Trainer's model has compiled regions; same seed, same losses; close to (not equal to) eager."
+    from accelerate.utils import has_compiled_regions
+    logs, res = {}, {}
+    for name, comp in [("eager", False), ("a", True), ("b", True)]:
+        res[name] = train_stage2("mlan_50", tmp_path/name, base=test_base, budget=32, scale="test", size="test", epochs=1,
+                                 batch_size=4, logging_steps=1, compile=comp)
+        logs[name] = [json.loads(l)["loss"] for l in (tmp_path/name/"loss.jsonl").read_text().splitlines() if '"loss"' in l]
+    assert has_compiled_regions(res["a"]["trainer"].model_wrapped) and not has_compiled_regions(res["eager"]["trainer"].model_wrapped)
+    assert res["a"]["compile"] and not res["eager"]["compile"]
+    assert logs["a"] == logs["b"] and len(logs["a"]) == 8
+    assert all(abs(x - y) < 1e-2 * abs(y) for x, y in zip(logs["a"], logs["eager"]))
+    e, c = (load_file(Path(res[k]["checkpoint"])/"model.safetensors") for k in ("eager", "a"))
+    assert e.keys() == c.keys()                                    # no `_orig_mod.` in the saved names
+    base = load_file(Path(test_base)/"model.safetensors")
+    assert all(torch.equal(base[k], c[k]) for k in base if "vision_tower" in k)
+
+def test_compile_without_a_cxx_compiler_fails_before_training(tmp_path, test_base, monkeypatch):
+    monkeypatch.setenv("CXX", str(tmp_path/"no-such-c++"))
+    with pytest.raises(MMKitError, match="no C\\+\\+ compiler was found"):
+        train_stage2("mlan_50", tmp_path/"run", base=test_base, budget=8, scale="test", size="test", max_steps=1, compile=True)
+    assert not (tmp_path/"run"/"trainer").exists() and not (tmp_path/"run"/"loss.jsonl").exists()
+
 _RUN = """
 import sys
 from mmkit.train import train_stage2
 train_stage2("mlan_50", sys.argv[1], base=sys.argv[2], budget=64, scale="test", size="test", epochs=2, batch_size=2,
-             save_steps=4, logging_steps=1, seed=3)
+             save_steps=4, logging_steps=1, seed=3, compile=sys.argv[3] == "compiled")
 """
 
-def test_killed_run_resumes_to_the_same_weights(tmp_path, test_base):
+@pytest.mark.parametrize("mode", ["eager", "compiled"])
+def test_killed_run_resumes_to_the_same_weights(tmp_path, test_base, mode):
     env = dict(os.environ)
     ref, cut = tmp_path/"ref", tmp_path/"cut"
-    subprocess.run([sys.executable, "-c", _RUN, str(ref), str(test_base)], check=True, env=env, capture_output=True)
-    p = subprocess.Popen([sys.executable, "-c", _RUN, str(cut), str(test_base)], env=env,
+    subprocess.run([sys.executable, "-c", _RUN, str(ref), str(test_base), mode], check=True, env=env, capture_output=True)
+    p = subprocess.Popen([sys.executable, "-c", _RUN, str(cut), str(test_base), mode], env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while not (cut/"trainer"/"checkpoint-12").is_dir() and p.poll() is None and time.time() < deadline: time.sleep(0.01)
     p.send_signal(signal.SIGKILL); p.wait()
     assert p.returncode == -signal.SIGKILL, "the run finished before it could be interrupted"
     assert not (cut/"checkpoint").exists()
-    r = subprocess.run([sys.executable, "-c", _RUN, str(cut), str(test_base)], env=env, capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-c", _RUN, str(cut), str(test_base), mode], env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "resuming from" in r.stdout
     a, b = load_file(ref/"checkpoint"/"model.safetensors"), load_file(cut/"checkpoint"/"model.safetensors")
