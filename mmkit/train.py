@@ -176,9 +176,10 @@ def regional_compilation(on: bool = True):
 
     Why regional: on the default microcosm model (stage 2, `mlan`, batch 16, bf16, this 2-core CPU) the `Trainer`'s
     whole-model compilation (automatic dynamic shapes) kept recompiling as batch lengths changed and ran at 9 % of the
-    bf16 matmul peak, against 35 % uncompiled and 47–49 % region by region in the same session; regions also compile in
-    about half the time of the whole model. Shapes are dynamic from the first batch on, so the kernels do not depend on
-    which batch lengths came first: a resumed run gets the same kernels, and the same weights, as an unbroken one."""
+    bf16 matmul peak, against 35 % uncompiled and 47–49 % region by region in the same session (44–49 % as shipped,
+    in three bench runs); regions also compile in about half the time of the whole model. Shapes are dynamic from the
+    first batch on, so the kernels do not depend on which batch lengths came first; with `deterministic_algorithms` a
+    resumed run then ends with the same weights as an unbroken one."""
     if not on: yield; return
     cxx = os.environ.get("CXX", "g++")
     if shutil.which(cxx) is None:
