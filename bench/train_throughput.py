@@ -12,9 +12,9 @@ and achieved FLOP/s as a fraction of this machine's bf16 matmul peak (measured h
 a 2048² matmul). Rates are steady-state: the clock starts after `--warmup` optimizer steps (allocator, autocast caches,
 Trainer set-up, compilation) on every side alike; `total s` is the whole `train()` call, warm-up included.
 
-`--compile` adds a third side: mmkit's `compile=True` (the Trainer's `torch_compile`, region by region, inductor, with
-deterministic algorithms on the CPU — `mmkit.train.regional_compilation` and `deterministic_algorithms`, as
-`run_trainer` does); use `--warmup 10` with it so the compilations fall before the clock starts.
+`--compile` adds a third side: mmkit's `compile=True` (the Trainer's `torch_compile` inside
+`mmkit.train.compiled_training`, as `run_trainer` does: region by region, inductor, deterministic algorithms on the
+CPU); use `--warmup 10` with it so the compilations fall before the clock starts.
 
     python bench/train_throughput.py [--examples 768] [--batch-size 16] [--steps 40] [--warmup 4] [--compile]
 """
@@ -24,7 +24,7 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from mmkit import data as mdata, tasks
 from mmkit.model import build_tiny_llava, load_model, train_tokenizer, apply_policy, image_token_count, no_cudnn_attention
-from mmkit.train import MMTrainer, base_path, bf16_available, cpu_bf16_attention, deterministic_algorithms, regional_compilation
+from mmkit.train import MMTrainer, base_path, bf16_available, compiled_training, cpu_bf16_attention
 
 DEV = "cuda" if torch.cuda.is_available() else "cpu"   # the Trainer trains on the GPU when there is one
 
@@ -91,22 +91,21 @@ def run(kind, model, ds, processor, steps, batch_size, out, warmup):
     ledger = mdata.TokenLedger()
     common = dict(output_dir=out, per_device_train_batch_size=batch_size, max_steps=steps, learning_rate=1e-4,
                   report_to="none", remove_unused_columns=False, save_strategy="no", logging_steps=10**6,
-                  use_cpu=not torch.cuda.is_available(), disable_tqdm=True, seed=0, dataloader_num_workers=0)
+                  use_cpu=DEV == "cpu", disable_tqdm=True, seed=0, dataloader_num_workers=0)
     compiled = kind == "mmkit+compile"
-    if kind.startswith("mmkit"):
-        args = TrainingArguments(bf16=bf16_available(), torch_compile=compiled, **common)
-        cpu_bf16_attention(model, args.bf16)   # as mmkit.train.run_trainer does
-        with regional_compilation(compiled):
+    with compiled_training(compiled):   # as mmkit.train.run_trainer does, around making and training the Trainer
+        if kind.startswith("mmkit"):
+            args = TrainingArguments(bf16=bf16_available(), torch_compile=compiled, **common)
+            cpu_bf16_attention(model, args.bf16)   # as run_trainer does
             tr = MMTrainer(model=model, args=args, train_dataset=ds, data_collator=mdata.Collator(processor), group=True, ledger=ledger)
-    else:
-        args = TrainingArguments(**common)    # Trainer defaults: fp32, random sampler
-        tr = BaselineTrainer(model=model, args=args, train_dataset=ds, data_collator=ZeroImageCollator(processor))
-        tr.ledger = ledger
-    clock = StepClock(ledger, warmup); tr.add_callback(clock)
-    start = time.perf_counter()
-    with no_cudnn_attention() if kind.startswith("mmkit") else contextlib.nullcontext(), \
-            deterministic_algorithms(compiled and DEV == "cpu"): tr.train()   # as run_trainer does
-    total = time.perf_counter() - start
+        else:
+            args = TrainingArguments(**common)    # Trainer defaults: fp32, random sampler
+            tr = BaselineTrainer(model=model, args=args, train_dataset=ds, data_collator=ZeroImageCollator(processor))
+            tr.ledger = ledger
+        clock = StepClock(ledger, warmup); tr.add_callback(clock)
+        start = time.perf_counter()
+        with no_cudnn_attention() if kind.startswith("mmkit") else contextlib.nullcontext(): tr.train()   # as run_trainer does
+        total = time.perf_counter() - start
     (t0, a), (t1, b) = clock.start, clock.end
     return t1 - t0, {k: b[k] - a[k] for k in ("examples", "text_tokens", "image_tokens", "padding_tokens", "processed_tokens")}, \
         tr.model.config.text_config._attn_implementation, total

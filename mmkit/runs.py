@@ -293,7 +293,7 @@ def run_experiment(recipe, *, run_name=None, base=None, seed=0, budget=None, siz
                    epochs=None, lr=None, eval_n=None, suites=None, force=False, runs_dir=None, compile=False) -> Path:
     """Train `recipe` on the base, evaluate on the held-out suites, write `runs/<name>/`; reuse a complete run unless `force`.
 
-    `compile=True` trains stage 2 under `torch.compile` (`mmkit.train.regional_compilation`). It is *how* the run is
+    `compile=True` trains stage 2 under `torch.compile` (`mmkit.train.compiled_training`). It is *how* the run is
     computed, like the number of processes, not *what* is run: it is recorded in `config.json` and `train.json` but is
     not part of the run's name or identity, so a run started one way can be resumed or reused the other way."""
     p = check_params(recipe, run_name=run_name, base=base, seed=seed, budget=budget, size=size, scale=scale, lora=lora,

@@ -20,11 +20,11 @@ from . import data as mdata
 
 # %% auto #0
 __all__ = ['STAGES', 'BASE_FILES', 'VOCAB', 'MICROCOSM_STAGE1', 'VISION_SCENES', 'stage_args', 'cpu_bf16_attention',
-           'bf16_available', 'MMTrainer', 'last_complete_checkpoint', 'regional_compilation',
-           'deterministic_algorithms', 'run_trainer', 'lm_blocks', 'train_stage0', 'knowledge_probes', 'perplexity',
-           'greedy', 'gate0', 'CellProbe', 'cell_labels', 'probe_dataset', 'pretrain_vision', 'probe_accuracy',
-           'replay_blocks', 'train_stage1', 'parse_description', 'caption_scores', 'gate1', 'check_base',
-           'resolve_base', 'train_stage2', 'tokenizer_texts', 'stage_keys', 'base_key', 'base_path', 'build_base']
+           'bf16_available', 'MMTrainer', 'last_complete_checkpoint', 'cxx_compiler', 'compiled_training',
+           'run_trainer', 'lm_blocks', 'train_stage0', 'knowledge_probes', 'perplexity', 'greedy', 'gate0', 'CellProbe',
+           'cell_labels', 'probe_dataset', 'pretrain_vision', 'probe_accuracy', 'replay_blocks', 'train_stage1',
+           'parse_description', 'caption_scores', 'gate1', 'check_base', 'resolve_base', 'train_stage2',
+           'tokenizer_texts', 'stage_keys', 'base_key', 'base_path', 'build_base']
 
 # %% ../nbs/05_train.ipynb #693cc043
 STAGES = {
@@ -167,41 +167,36 @@ def _checkpointing(on: bool) -> dict:
     name = "activation" if "activation_checkpointing" in TrainingArguments.__dataclass_fields__ else "gradient"
     return {f"{name}_checkpointing": True, f"{name}_checkpointing_kwargs": dict(use_reentrant=False)}
 
-@contextmanager
-def regional_compilation(on: bool = True):
-    """While `on`: a `Trainer` created with `torch_compile=True` compiles the model *region by region* — accelerate's
-    `compile_regions`: each repeated block (decoder layers, vision-encoder layers) is compiled once and its code reused,
-    every other module on its own — instead of as one graph. Raises `MMKitError` first when there is no C++ compiler
-    (PyTorch's inductor builds its CPU kernels with `$CXX`, else `g++`).
+def cxx_compiler() -> str | None:
+    "The C++ compiler PyTorch's inductor builds its CPU kernels with (`$CXX`, else `g++`), or None when there is none."
+    return shutil.which(os.environ.get("CXX", "g++"))
 
-    Why regional: on the default microcosm model (stage 2, `mlan`, batch 16, bf16, this 2-core CPU) the `Trainer`'s
-    whole-model compilation (automatic dynamic shapes) kept recompiling as batch lengths changed and ran at 9 % of the
-    bf16 matmul peak, against 35 % uncompiled and 47–49 % region by region in the same session (44–49 % as shipped,
-    in three bench runs); regions also compile in about half the time of the whole model. Shapes are dynamic from the
-    first batch on, so the kernels do not depend on which batch lengths came first; with `deterministic_algorithms` a
-    resumed run then ends with the same weights as an unbroken one."""
+@contextmanager
+def compiled_training(on: bool = True):
+    """Around making *and* training a `Trainer` with `torch_compile=True`: what `compile=True` adds (a no-op when off).
+
+    - Raises `MMKitError` first when `cxx_compiler()` finds none.
+    - Region by region: accelerate's `compile_regions` (each repeated block — decoder layers, vision-encoder layers —
+      compiled once and its code reused, every other module on its own), with dynamic shapes from the first batch on, so
+      the kernels do not depend on which batch lengths came first. On the default microcosm model (stage 2, `mlan`,
+      batch 16, bf16, this 2-core CPU) the `Trainer`'s whole-model compilation (automatic dynamic shapes) kept
+      recompiling as batch lengths changed and ran at 9 % of the bf16 matmul peak, against 35 % uncompiled and 47–49 %
+      region by region in the same session (44–49 % as shipped, in three bench runs).
+    - On the CPU, PyTorch's deterministic algorithms (the previous setting back afterwards): inductor writes the
+      embedding's backward as parallel atomic adds, whose order varies from process to process. Two compiled runs with
+      the same seed, each in a fresh process, parted after 17 logged steps and a resumed run ended 2e-5 away from an
+      unbroken one; with deterministic algorithms inductor keeps PyTorch's deterministic kernel there and the runs are
+      identical. (On a GPU they stay off: there they would only warn about cuBLAS and many other kernels' atomics.)"""
     if not on: yield; return
-    cxx = os.environ.get("CXX", "g++")
-    if shutil.which(cxx) is None:
-        raise MMKitError(f"compile=True: PyTorch's inductor compiles C++ kernels and no C++ compiler was found ({cxx!r}; "
-                         "set CXX, or on Debian: apt-get install g++)")
+    if cxx_compiler() is None:
+        raise MMKitError(f"compile=True: PyTorch's inductor compiles C++ kernels and no C++ compiler was found "
+                         f"({os.environ.get('CXX', 'g++')!r}; set CXX, or on Debian: apt-get install g++)")
     from accelerate.utils import patch_environment
-    with patch_environment(   # read by accelerate's TorchDynamoPlugin when the Trainer makes its accelerator
-            ACCELERATE_DYNAMO_USE_REGIONAL_COMPILATION="1", ACCELERATE_DYNAMO_USE_DYNAMIC="1"): yield
-
-@contextmanager
-def deterministic_algorithms(on: bool = True):
-    """PyTorch's deterministic algorithms while `on`, the previous setting back afterwards.
-
-    Compiled training on the CPU needs it: inductor writes the embedding's backward as parallel atomic adds, whose
-    order varies from process to process. Two compiled runs with the same seed, each in a fresh process, parted after
-    17 logged steps and a resumed run ended 2e-5 away from an unbroken one; with deterministic algorithms inductor keeps
-    PyTorch's deterministic kernel there and the runs are identical. (On a GPU it is left alone: there it would only
-    warn about cuBLAS and the atomics of many other kernels.)"""
-    if not on: yield; return
     before, warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.use_deterministic_algorithms(True)
-    try: yield
+    if use_cpu(): torch.use_deterministic_algorithms(True)
+    try:
+        with patch_environment(   # read by accelerate's TorchDynamoPlugin when the Trainer makes its accelerator
+                ACCELERATE_DYNAMO_USE_REGIONAL_COMPILATION="1", ACCELERATE_DYNAMO_USE_DYNAMIC="1"): yield
     finally: torch.use_deterministic_algorithms(before, warn_only=warn)
 
 def run_trainer(model, train_ds, collator, out_dir, *, stage: str, lr: float, epochs: float, batch_size: int,
@@ -213,11 +208,11 @@ def run_trainer(model, train_ds, collator, out_dir, *, stage: str, lr: float, ep
 
     `gradient_checkpointing=True` recomputes activations in the backward pass (non-reentrant, so it works with LoRA):
     about a third more compute for a fraction of the activation memory, for 7B-scale bases on one GPU.
-    `compile=True` trains the model compiled by `torch.compile` (inductor), region by region (`regional_compilation`):
-    fused kernels for the element-wise work between the matmuls: 1.15–1.3× the steps per second on this kind of CPU
-    (`bench/train_throughput.py --compile`) after ~10 s (warm inductor cache) to ~30 s (cold) of compiling. On the CPU
-    it trains under `deterministic_algorithms`, so compiled runs are deterministic by seed and resume to the same
-    weights; their losses track the uncompiled run's closely (here within 1e-4), not bit for bit."""
+    `compile=True` trains the model compiled by `torch.compile` (inductor), region by region (`compiled_training`):
+    fused kernels for the element-wise work between the matmuls: 1.15–1.26× the steps per second on this kind of CPU
+    (`bench/train_throughput.py --compile`) after ~10 s (warm inductor cache) to ~25 s (cold) of compiling. Compiled
+    runs on the CPU are deterministic by seed and resume to the same weights; their losses track the uncompiled run's
+    closely (~1e-4 relative on the test model), not bit for bit."""
     out_dir = Path(out_dir); _check_writable(out_dir, "the output folder")
     if len(train_ds) == 0: raise MMKitError(f"{stage}: no training examples")
     bf16 = bf16_available() if bf16 is None else bf16
@@ -234,15 +229,15 @@ def run_trainer(model, train_ds, collator, out_dir, *, stage: str, lr: float, ep
         save_strategy="steps", save_steps=save_steps or max(1, total // 4), save_total_limit=2,
         report_to="none", remove_unused_columns=False, dataloader_num_workers=0,
         ddp_find_unused_parameters=world > 1, disable_tqdm=False, **_checkpointing(gradient_checkpointing))
-    with regional_compilation(compile):
+    with compiled_training(compile):
         trainer = MMTrainer(model=model, args=args, train_dataset=train_ds, data_collator=collator, group=group,
                             ledger=ledger, log_path=out_dir/"loss.jsonl")
-    last = last_complete_checkpoint(args.output_dir, ledger is not None) if resume else None
-    if last:
-        trainer.restore_ledger(last); print(f"[{stage}] resuming from {last}")
-        _truncate_log(out_dir/"loss.jsonl", int(Path(last).name.split("-")[-1]))
-    elif (out_dir/"loss.jsonl").exists(): (out_dir/"loss.jsonl").unlink()
-    with no_cudnn_attention(), deterministic_algorithms(compile and use_cpu()): trainer.train(resume_from_checkpoint=last)
+        last = last_complete_checkpoint(args.output_dir, ledger is not None) if resume else None
+        if last:
+            trainer.restore_ledger(last); print(f"[{stage}] resuming from {last}")
+            _truncate_log(out_dir/"loss.jsonl", int(Path(last).name.split("-")[-1]))
+        elif (out_dir/"loss.jsonl").exists(): (out_dir/"loss.jsonl").unlink()
+        with no_cudnn_attention(): trainer.train(resume_from_checkpoint=last)
     return trainer
 
 # %% ../nbs/05_train.ipynb #186b510d

@@ -1,6 +1,6 @@
 """Experiment notebooks through papermill: train.ipynb makes a complete run and reuses it, a bad parameter fails in the
 first cells with the kit's error and leaves no run folder, report.ipynb reports a folder of runs (one broken)."""
-import json, os, shutil, subprocess, sys
+import json, subprocess, sys
 from pathlib import Path
 
 import papermill as pm
@@ -40,7 +40,8 @@ def test_train_notebook_runs_then_reuses(test_base, tmp_path):
     assert "[runs] reused" in _text(tmp_path/"b.ipynb")
     assert (run/"checkpoint"/"model.safetensors").stat().st_mtime_ns == t0
     assert json.loads((run/"config.json").read_text())["compile"] is False
-    have_cxx = shutil.which(os.environ.get("CXX", "g++")) is not None          # compile=True needs a C++ compiler
+    from mmkit.train import cxx_compiler
+    have_cxx = cxx_compiler() is not None                                   # compile=True needs a C++ compiler
     _run("train.ipynb", tmp_path/"c.ipynb", runs_dir=str(runs), force=True, compile=have_cxx, **SMALL)   # how, not what: same run
     assert "[runs] force" in _text(tmp_path/"c.ipynb") and (run/"checkpoint"/"model.safetensors").stat().st_mtime_ns != t0
     assert (run/"metrics.json").is_file()

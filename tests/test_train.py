@@ -6,7 +6,7 @@ from safetensors.torch import load_file
 from mmkit.config import MMKitError
 from mmkit.model import build_tiny_llava, train_tokenizer
 from mmkit import tasks, data as mdata
-from mmkit.train import train_stage0, train_stage1, train_stage2, lm_blocks
+from mmkit.train import train_stage0, train_stage1, train_stage2, lm_blocks, cxx_compiler
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,21 +94,23 @@ def test_same_seed_same_losses(tmp_path, test_base):
         logs.append([json.loads(l).get("loss") for l in (tmp_path/name/"loss.jsonl").read_text().splitlines()])
     assert logs[0] == logs[1] and len([l for l in logs[0] if l is not None]) >= 4
 
-HAVE_CXX = shutil.which(os.environ.get("CXX", "g++")) is not None   # inductor builds CPU kernels with it
-needs_cxx = pytest.mark.skipif(not HAVE_CXX, reason="compile=True needs a C++ compiler (Debian: apt-get install g++)")
+needs_cxx = pytest.mark.skipif(cxx_compiler() is None, reason="compile=True needs a C++ compiler (Debian: apt-get install g++)")
 
 @needs_cxx
-def test_compiled_stage2_tracks_eager_and_is_deterministic(tmp_path, test_base):
-    "`compile=True`: the Trainer's model has compiled regions; same seed, same losses; close to (not equal to) eager."
+def test_compiled_stage2_tracks_eager(tmp_path, test_base):
+    """`compile=True`: the Trainer's model has compiled regions; losses close to (not equal to) eager's; checkpoint as usual.
+
+    Determinism by seed is checked across processes, where it broke, by the compiled case of the resume test: within
+    one process two compiled runs agreed even without deterministic algorithms."""
     from accelerate.utils import has_compiled_regions
     logs, res = {}, {}
-    for name, comp in [("eager", False), ("a", True), ("b", True)]:
+    for name, comp in [("eager", False), ("a", True)]:
         res[name] = train_stage2("mlan_50", tmp_path/name, base=test_base, budget=32, scale="test", size="test", epochs=1,
                                  batch_size=4, logging_steps=1, compile=comp)
         logs[name] = [json.loads(l)["loss"] for l in (tmp_path/name/"loss.jsonl").read_text().splitlines() if '"loss"' in l]
     assert has_compiled_regions(res["a"]["trainer"].model_wrapped) and not has_compiled_regions(res["eager"]["trainer"].model_wrapped)
     assert res["a"]["compile"] and not res["eager"]["compile"]
-    assert logs["a"] == logs["b"] and len(logs["a"]) == 8
+    assert len(logs["a"]) == len(logs["eager"]) == 8
     assert all(abs(x - y) < 1e-2 * abs(y) for x, y in zip(logs["a"], logs["eager"]))
     e, c = (load_file(Path(res[k]["checkpoint"])/"model.safetensors") for k in ("eager", "a"))
     assert e.keys() == c.keys()                                    # no `_orig_mod.` in the saved names
