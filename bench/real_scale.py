@@ -144,7 +144,7 @@ def main():
     out["stage2"] = dict(examples=res["examples"], tokens=res["tokens"], total_seconds=round(total, 1), train_seconds=res["train_seconds"],
                          window_steps=f"{a.warmup}..end", window_seconds=round(t1 - t0, 2), window_examples=win["examples"],
                          useful_tokens_per_s=round(useful / (t1 - t0)), padding_fraction=round(win["padding_tokens"] / max(1, win["processed_tokens"]), 4),
-                         model_tflops=round(fl / (t1 - t0) / 1e12, 1), frac_bf16_peak=round(fl / (t1 - t0) / peak, 3),
+                         model_tflops=round(fl / (t1 - t0) / 1e12, 1), frac_bf16_peak=float(f"{fl / (t1 - t0) / peak:.3g}"),
                          activation_checkpointing=checkpointing, peak_gpu_memory_gib=round(mem, 1) if mem else None,
                          final_loss=res["final_loss"], lora=LORA, batch=f"{a.batch_size} x {a.grad_accum}")
     print(f"[real] stage 2: {res['examples']} examples in {total:.0f} s (incl. loading the base, merging LoRA, writing the checkpoint); "

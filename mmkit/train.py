@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from datasets import Dataset
-from transformers import Trainer, TrainerCallback, TrainingArguments, default_data_collator
+from transformers import PreTrainedModel, Trainer, TrainerCallback, TrainingArguments, default_data_collator
 from .config import (MMKitError, atomic_write_json, atomic_write_text, cache_dir, config_hash, env_info, read_json, settings,
                           use_cpu)
 from .model import (POLICIES, apply_policy, build_tiny_llava, cpu_eager_attention, load_image, load_model, merge_lora, no_cudnn_attention,
@@ -94,8 +94,17 @@ class MMTrainer(Trainer):
         return self.accelerator.prepare(dl)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The `Trainer`'s loss, with the batch's counts added to the ledger and `use_cache=False`: transformers 5 fills
+        `use_cache` from the config (True, for generation), so every training forward otherwise built a `DynamicCache`
+        and copied each layer's keys and values into it. The loss and gradients are the same either way (the default
+        run's checkpoint is byte-identical); under `compile=True` the cache's `layer_idx` lookup made each decoder layer
+        compile on its own (on a GPU, past dynamo's recompile limit) and cost steady-state speed: 45 % → 53–54 % of the
+        bf16 matmul peak on the CPU."""
         counts = inputs.pop("token_counts", None)
         if counts is not None and self.ledger is not None and model.training: self.ledger.add(counts)
+        inner = self.accelerator.unwrap_model(model)
+        if isinstance(getattr(inner, "get_base_model", lambda: inner)(), PreTrainedModel):   # not the vision probe
+            inputs = {**inputs, "use_cache": False}
         return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
@@ -186,14 +195,15 @@ def compiled_training(on: bool = True):
       embedding's backward as parallel atomic adds, whose order varies from process to process. Two compiled runs with
       the same seed, each in a fresh process, parted after 17 logged steps and a resumed run ended 2e-5 away from an
       unbroken one; with deterministic algorithms inductor keeps PyTorch's deterministic kernel there and the runs are
-      identical. (On a GPU they stay off: there they would only warn about cuBLAS and many other kernels' atomics.)"""
+      identical. On a GPU they are on with `warn_only` (kernels without a deterministic version warn and run): a compiled
+      run resumed after a kill then matched the unbroken one on the H100, where it had not before."""
     if not on: yield; return
     if cxx_compiler() is None:
         raise MMKitError(f"compile=True: PyTorch's inductor compiles C++ kernels and no C++ compiler was found "
                          f"({os.environ.get('CXX', 'g++')!r}; set CXX, or on Debian: apt-get install g++)")
     from accelerate.utils import patch_environment
     before, warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
-    if use_cpu(): torch.use_deterministic_algorithms(True)
+    torch.use_deterministic_algorithms(True, warn_only=not use_cpu())
     try:
         with patch_environment(   # read by accelerate's TorchDynamoPlugin when the Trainer makes its accelerator
                 ACCELERATE_DYNAMO_USE_REGIONAL_COMPILATION="1", ACCELERATE_DYNAMO_USE_DYNAMIC="1"): yield
