@@ -27,8 +27,8 @@ def _run_args(p: argparse.ArgumentParser, recipe: bool = True):
     p.add_argument("--eval-n", type=int, default=None, help="held-out items per dataset (default: all)")
     p.add_argument("--suites", default=None, help="comma-separated held-out suites (default: all nine)")
     p.add_argument("--runs-dir", default=None, help="default: the settings' runs/ folder")
-    p.add_argument("--compile", action="store_true", help="train stage 2 under torch.compile, region by region: 1.15-1.26x "
-                   "the steps/s on a CPU after 10-25 s of compiling, so for long runs (needs a C++ compiler)")
+    p.add_argument("--compile", action="store_true", help="train stage 2 under torch.compile, region by region: 1.2-1.7x "
+                   "the steps/s on a CPU after 6-14 s of compiling, so for long runs (needs a C++ compiler)")
     if recipe:
         p.add_argument("--run-name", default=None)
         p.add_argument("--force", action="store_true", help="redo a complete run")

@@ -98,8 +98,8 @@ class MMTrainer(Trainer):
         `use_cache` from the config (True, for generation), so every training forward otherwise built a `DynamicCache`
         and copied each layer's keys and values into it. The loss and gradients are the same either way (the default
         run's checkpoint is byte-identical); under `compile=True` the cache's `layer_idx` lookup made each decoder layer
-        compile on its own (on a GPU, past dynamo's recompile limit) and cost steady-state speed: 45 % → 53–54 % of the
-        bf16 matmul peak on the CPU."""
+        compile on its own (on a GPU, past dynamo's recompile limit) and cost steady-state speed: 45 % of the bf16 matmul
+        peak on the CPU before, 48–54 % after (median 53 % in eight bench runs)."""
         counts = inputs.pop("token_counts", None)
         if counts is not None and self.ledger is not None and model.training: self.ledger.add(counts)
         inner = self.accelerator.unwrap_model(model)
@@ -190,7 +190,8 @@ def compiled_training(on: bool = True):
       the kernels do not depend on which batch lengths came first. On the default microcosm model (stage 2, `mlan`,
       batch 16, bf16, this 2-core CPU) the `Trainer`'s whole-model compilation (automatic dynamic shapes) kept
       recompiling as batch lengths changed and ran at 9 % of the bf16 matmul peak, against 35 % uncompiled and 47–49 %
-      region by region in the same session (44–49 % as shipped, in three bench runs).
+      region by region in the same session (44–49 % as shipped then, in three bench runs; 48–54 % in eight since
+      training forwards keep no KV cache (median 53 %), see `MMTrainer.compute_loss`).
     - On the CPU, PyTorch's deterministic algorithms (the previous setting back afterwards): inductor writes the
       embedding's backward as parallel atomic adds, whose order varies from process to process. Two compiled runs with
       the same seed, each in a fresh process, parted after 17 logged steps and a resumed run ended 2e-5 away from an
@@ -219,10 +220,10 @@ def run_trainer(model, train_ds, collator, out_dir, *, stage: str, lr: float, ep
     `gradient_checkpointing=True` recomputes activations in the backward pass (non-reentrant, so it works with LoRA):
     about a third more compute for a fraction of the activation memory, for 7B-scale bases on one GPU.
     `compile=True` trains the model compiled by `torch.compile` (inductor), region by region (`compiled_training`):
-    fused kernels for the element-wise work between the matmuls: 1.15–1.26× the steps per second on this kind of CPU
-    (`bench/train_throughput.py --compile`) after ~10 s (warm inductor cache) to ~25 s (cold) of compiling. Compiled
-    runs on the CPU are deterministic by seed and resume to the same weights; their losses track the uncompiled run's
-    closely (~1e-4 relative on the test model), not bit for bit."""
+    fused kernels for the element-wise work between the matmuls: 1.2–1.7× the steps per second on this kind of CPU
+    (`bench/train_throughput.py`) after ~6 s (warm inductor cache) to ~14 s (cold) of compiling. Compiled runs are
+    deterministic by seed and resume to the same weights (on the CPU, and on the H100 it was checked on); their losses
+    track the uncompiled run's closely (~1e-4 relative on the test model), not bit for bit."""
     out_dir = Path(out_dir); _check_writable(out_dir, "the output folder")
     if len(train_ds) == 0: raise MMKitError(f"{stage}: no training examples")
     bf16 = bf16_available() if bf16 is None else bf16
