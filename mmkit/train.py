@@ -192,7 +192,7 @@ def compiled_training(on: bool = True):
       recompiling as batch lengths changed and ran at 9 % of the bf16 matmul peak, against 35 % uncompiled and 47–49 %
       region by region in the same session (44–49 % as shipped then, in three bench runs; 48–54 % in eight since
       training forwards keep no KV cache (median 53 %), see `MMTrainer.compute_loss`).
-    - On the CPU, PyTorch's deterministic algorithms (the previous setting back afterwards): inductor writes the
+    - PyTorch's deterministic algorithms (the previous setting back afterwards). On the CPU inductor writes the
       embedding's backward as parallel atomic adds, whose order varies from process to process. Two compiled runs with
       the same seed, each in a fresh process, parted after 17 logged steps and a resumed run ended 2e-5 away from an
       unbroken one; with deterministic algorithms inductor keeps PyTorch's deterministic kernel there and the runs are
