@@ -83,6 +83,8 @@ class MMTrainer(Trainer):
     def __init__(self, *args, group: bool | None = True, ledger=None, log_path=None, **kw):
         super().__init__(*args, **kw)
         self.group, self.ledger = group, ledger
+        inner = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        self.no_cache = isinstance(inner, PreTrainedModel)   # transformers models, not the vision probe: `compute_loss`
         self.add_callback(_LedgerAndLog(self, log_path))
 
     def get_train_dataloader(self):
@@ -102,9 +104,7 @@ class MMTrainer(Trainer):
         peak on the CPU before, 48–54 % after (median 53 % in eight bench runs)."""
         counts = inputs.pop("token_counts", None)
         if counts is not None and self.ledger is not None and model.training: self.ledger.add(counts)
-        inner = self.accelerator.unwrap_model(model)
-        if isinstance(getattr(inner, "get_base_model", lambda: inner)(), PreTrainedModel):   # not the vision probe
-            inputs = {**inputs, "use_cache": False}
+        if self.no_cache: inputs = {**inputs, "use_cache": False}
         return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
@@ -190,8 +190,8 @@ def compiled_training(on: bool = True):
       the kernels do not depend on which batch lengths came first. On the default microcosm model (stage 2, `mlan`,
       batch 16, bf16, this 2-core CPU) the `Trainer`'s whole-model compilation (automatic dynamic shapes) kept
       recompiling as batch lengths changed and ran at 9 % of the bf16 matmul peak, against 35 % uncompiled and 47–49 %
-      region by region in the same session (44–49 % as shipped then, in three bench runs; 48–54 % in eight since
-      training forwards keep no KV cache (median 53 %), see `MMTrainer.compute_loss`).
+      region by region in the same session. Region by region as shipped now: 48–54 % (median 53 %, eight bench runs),
+      since training forwards keep no KV cache (`MMTrainer.compute_loss`).
     - PyTorch's deterministic algorithms (the previous setting back afterwards). On the CPU inductor writes the
       embedding's backward as parallel atomic adds, whose order varies from process to process. Two compiled runs with
       the same seed, each in a fresh process, parted after 17 logged steps and a resumed run ended 2e-5 away from an
