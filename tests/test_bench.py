@@ -22,3 +22,24 @@ def test_real_scale_bench_runs_its_pipeline_at_the_tiny_shape(tmp_path):
     assert n == ev["items"] and agree >= n - 2          # bf16: batch-size-dependent outputs may differ on an item or two
     assert (tmp_path/"work"/"run"/"checkpoint"/"config.json").is_file()
     assert "[real] stage 2:" in r.stdout and "[real] evaluation" in r.stdout
+
+def test_train_throughput_bench_runs_every_side_and_reports_the_targets(tmp_path):
+    """`bench/train_throughput.py` as a user runs it, at a tiny budget (2 rounds of 4 steps, a random default-size
+    model where the base is not built): every side trains, and the printed targets lines and the JSON agree."""
+    from mmkit.train import cxx_compiler
+    out = tmp_path/"train.json"
+    r = subprocess.run([sys.executable, str(ROOT/"bench"/"train_throughput.py"), "--examples", "48", "--batch-size", "8",
+                        "--warmup", "2", "--steps", "4", "--rounds", "2", "--json", str(out)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(out.read_text())
+    kinds = ["baseline", "mmkit"] + (["mmkit+compile"] if cxx_compiler() else [])
+    assert [k for k in res if k in ("baseline", "mmkit", "mmkit+compile")] == kinds and len(res["rounds"]) == 2
+    for k in kinds:   # 2 timed steps of up to 8 examples (grouped batches at a modality's end can be smaller)
+        s = res[k]
+        assert 0 < s["examples"] <= 2 * 8 and s["useful_tokens"] > 0 and s["useful_tokens_per_s"] > 0 and 0 < s["frac_bf16_peak"] < 1
+        assert s["frac_bf16_peak"] in [x["sides"][k]["frac_bf16_peak"] for x in res["rounds"]]   # the median round's figure
+    assert res["mmkit"]["padding_fraction"] <= res["baseline"]["padding_fraction"]   # grouped batches pad less
+    for k in kinds[1:]:
+        line = next(l for l in r.stdout.splitlines() if l.startswith(f"targets, {k} "))
+        assert f"{res[k]['frac_bf16_peak']:.1%} of the bf16 peak" in line and "of 2 rounds" in line
