@@ -101,7 +101,7 @@ class MMTrainer(Trainer):
         and copied each layer's keys and values into it. The loss and gradients are the same either way (the default
         run's checkpoint is byte-identical); under `compile=True` the cache's `layer_idx` lookup made each decoder layer
         compile on its own (on a GPU, past dynamo's recompile limit) and cost steady-state speed: 45 % of the bf16 matmul
-        peak on the CPU before, 48–54 % after (median 53 % in eight bench runs)."""
+        peak on the CPU before, 48–54 % after in the same session's bench runs."""
         counts = inputs.pop("token_counts", None)
         if counts is not None and self.ledger is not None and model.training: self.ledger.add(counts)
         if self.no_cache: inputs = {**inputs, "use_cache": False}
@@ -190,8 +190,8 @@ def compiled_training(on: bool = True):
       the kernels do not depend on which batch lengths came first. On the default microcosm model (stage 2, `mlan`,
       batch 16, bf16, this 2-core CPU) the `Trainer`'s whole-model compilation (automatic dynamic shapes) kept
       recompiling as batch lengths changed and ran at 9 % of the bf16 matmul peak, against 35 % uncompiled and 47–49 %
-      region by region in the same session. Region by region as shipped now: 48–54 % (median 53 %, eight bench runs),
-      since training forwards keep no KV cache (`MMTrainer.compute_loss`).
+      region by region in the same session. Region by region as shipped now: 46–55 % (median 50 %, nine rounds of the
+      bench, each timed after an epoch of warm-up), since training forwards keep no KV cache (`MMTrainer.compute_loss`).
     - PyTorch's deterministic algorithms (the previous setting back afterwards). On the CPU inductor writes the
       embedding's backward as parallel atomic adds, whose order varies from process to process. Two compiled runs with
       the same seed, each in a fresh process, parted after 17 logged steps and a resumed run ended 2e-5 away from an
