@@ -120,8 +120,8 @@ def run(kind, model, ds, processor, steps, batch_size, out, warmup):
     return t1 - t0, {k: b[k] - a[k] for k in ("examples", "text_tokens", "image_tokens", "padding_tokens", "processed_tokens")}, \
         tr.model.config.text_config._attn_implementation, total
 
-def side(kind, model0, ds, processor, a):
-    "One side's steady-state window on its own deep copy of the model: the figures `main` prints."
+def side(kind, model0, ds, processor, a, peak):
+    "One side's steady-state window on its own deep copy of the model, against the bf16 `peak`: the figures `main` prints."
     model = copy.deepcopy(model0); apply_policy(model, "stage2")
     with tempfile.TemporaryDirectory() as out:
         dt, t, attn, total = run(kind, model, ds, processor, a.steps, a.batch_size, out, a.warmup)
@@ -131,7 +131,7 @@ def side(kind, model0, ds, processor, a):
     flops = model_flops(model, t, t["text_tokens"], n_img + zero_imgs, max(1, t["processed_tokens"] // max(1, t["examples"])))
     return dict(seconds=round(dt, 2), total_seconds=round(total, 1), examples=t["examples"], useful_tokens=useful, processed_tokens=t["processed_tokens"],
                 useful_tokens_per_s=round(useful / dt, 1), padding_fraction=round(t["padding_tokens"] / max(1, t["processed_tokens"]), 4),
-                attention=attn, flops_per_s=flops / dt)
+                attention=attn, tflops=round(flops / dt / 1e12, 4), frac_bf16_peak=round(flops / dt / peak, 3))
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -161,13 +161,13 @@ def main():
     rounds = []   # each side trains its own deep copy: accelerate patches `forward` (autocast) of the model it prepares
     for i in range(a.rounds):
         peak = matmul_peak(torch.bfloat16)   # each round against the peak measured just before it
-        res = {k: side(k, model0, ds, processor, a) for k in kinds}
-        for r in res.values(): r["frac_bf16_peak"] = round(r["flops_per_s"] / peak, 3)
+        res = {k: side(k, model0, ds, processor, a, peak) for k in kinds}
         rounds.append(dict(peak_bf16_gflops=round(peak / 1e9), sides=res))
         print(f"round {i + 1}/{a.rounds}: peak {peak / 1e9:.0f} GFLOP/s; " + ", ".join(
             f"{k} {r['useful_tokens_per_s']:.0f} tok/s {r['frac_bf16_peak']:.1%}" for k, r in res.items()), flush=True)
     peak_fp32 = matmul_peak(torch.float32)
-    # the median round of each side, by its fraction of the peak (the same round for the ratio to the baseline)
+    # each side's figures from its median round by fraction of the peak (the lower middle one for an even count); the
+    # ratios to the baseline are per round, their median likewise
     med = {k: sorted((r["sides"][k]["frac_bf16_peak"], j) for j, r in enumerate(rounds))[(len(rounds) - 1) // 2][1] for k in kinds}
     res = {k: dict(rounds[med[k]]["sides"][k], peak_bf16_gflops=rounds[med[k]]["peak_bf16_gflops"]) for k in kinds}
     print(f"model: {src}\nmix: mlan, {a.examples} examples, batch {a.batch_size}, {a.steps} steps each, "
@@ -178,22 +178,20 @@ def main():
     for k, r in res.items():
         span = [x["sides"][k]["frac_bf16_peak"] for x in rounds]
         print(f"{k:14}{r['total_seconds']:>8}{r['seconds']:>8}{r['examples']:>10}{r['useful_tokens_per_s']:>14}{r['padding_fraction']:>9.3f}{r['attention']:>10}"
-              f"{r['flops_per_s']/1e9:>9.1f}{r['frac_bf16_peak']:>14.3f}{f'{min(span):.3f}–{max(span):.3f}':>16}")
+              f"{r['tflops']*1000:>9.1f}{r['frac_bf16_peak']:>14.3f}{f'{min(span):.3f}–{max(span):.3f}':>16}")
     ratios = {k: [x["sides"][k]["useful_tokens_per_s"] / x["sides"]["baseline"]["useful_tokens_per_s"] for x in rounds] for k in kinds[1:]}
-    ratio = statistics.median(ratios["mmkit"])
+    ratio = statistics.median_low(ratios["mmkit"])
     print(f"ratio (mmkit / baseline, useful tokens/s, median of rounds): {ratio:.2f}x   (target >= 2.0)")
     if "mmkit+compile" in res:
         print(f"ratio (mmkit+compile / mmkit, steady state, median of rounds): "
-              f"{statistics.median(x['sides']['mmkit+compile']['useful_tokens_per_s'] / x['sides']['mmkit']['useful_tokens_per_s'] for x in rounds):.2f}x")
+              f"{statistics.median_low(x['sides']['mmkit+compile']['useful_tokens_per_s'] / x['sides']['mmkit']['useful_tokens_per_s'] for x in rounds):.2f}x")
     else: print("(no mmkit+compile side: --no-compile, or no C++ compiler found)")
     for k in kinds[1:]:
-        r, f = statistics.median(ratios[k]), res[k]["frac_bf16_peak"]
+        r, f = statistics.median_low(ratios[k]), res[k]["frac_bf16_peak"]
         low, n_met = min(x["sides"][k]["frac_bf16_peak"] for x in rounds), sum(x["sides"][k]["frac_bf16_peak"] >= 0.5 for x in rounds)
         print(f"targets, {k:13} ratio to baseline {r:.2f}x (>= 2.0: {'met' if r >= 2 else 'missed'}), "
               f"{f:.1%} of the bf16 peak in the median round (>= 50 %: {'met' if f >= 0.5 else 'missed'}; "
               f"{n_met} of {len(rounds)} rounds, lowest {low:.1%})")
-    for x in [res] + [r["sides"] for r in rounds]:
-        for r in x.values(): r["tflops"] = round(r.pop("flops_per_s") / 1e12, 4)
     out = dict(ratio=round(ratio, 3), peak_fp32_gflops=round(peak_fp32 / 1e9), warmup=a.warmup, steps=a.steps, **res, rounds=rounds)
     print(json.dumps(out))
     if a.json: atomic_write_json(a.json, out)

@@ -125,7 +125,7 @@ def test_compiled_stage2_tracks_eager(tmp_path, test_base):
     assert has_compiled_regions(res["a"]["trainer"].model_wrapped) and not has_compiled_regions(res["eager"]["trainer"].model_wrapped)
     assert res["a"]["compile"] and not res["eager"]["compile"]
     assert len(logs["a"]) == len(logs["eager"]) == 8
-    assert all(abs(x - y) < 1e-2 * abs(y) for x, y in zip(logs["a"], logs["eager"]))
+    assert all(abs(x - y) < 1e-3 * abs(y) for x, y in zip(logs["a"], logs["eager"]))   # measured: 1.4e-4 at most
     e, c = (load_file(Path(res[k]["checkpoint"])/"model.safetensors") for k in ("eager", "a"))
     assert e.keys() == c.keys()                                    # no `_orig_mod.` in the saved names
     base = load_file(Path(test_base)/"model.safetensors")
