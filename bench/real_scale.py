@@ -31,10 +31,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from eval_throughput import best_of, one_at_a_time   # the same baseline loop as the eval bench
 from train_throughput import DEV, StepClock, matmul_peak   # and the train bench's clock and peak
 from mmkit import tasks
+from mmkit.data import TokenLedger
 from mmkit.evaluate import extract_answer, generate_answers, load_suites
 from mmkit.model import IMAGE_TOKEN, build_tiny_llava, image_token_count, load_model, make_processor, save_model, train_tokenizer
 from mmkit.train import base_path, tokenizer_texts, train_stage2
-import mmkit.train as mtrain
 
 LORA = dict(r=128, alpha=256, dropout=0.05, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
 
@@ -88,19 +88,13 @@ def model_flops(cfg, tokens: dict, n_images: int, seq_len: float, lora: dict) ->
     return 4 * n_lm * T + 6 * n_lora * T + attn + 2 * n_vit * patches * n_images + 6 * proj * tokens["image_tokens"]
 
 def stage2(base, out, a, checkpointing: bool):
-    clock = StepClock(None, a.warmup)
-    orig = mtrain.MMTrainer.__init__
-    def init(self, *args, **kw):                       # clock the Trainer that train_stage2 builds, on its ledger
-        orig(self, *args, **kw); clock.ledger = self.ledger; self.add_callback(clock)
-    mtrain.MMTrainer.__init__ = init
-    try:
-        if DEV == "cuda": torch.cuda.reset_peak_memory_stats()
-        t = time.perf_counter()
-        res = train_stage2("mlan", out, base=str(base), budget=a.budget, epochs=1, lr=2e-4, batch_size=a.batch_size,
-                           grad_accum=a.grad_accum, lora=LORA, gradient_checkpointing=checkpointing, logging_steps=1,
-                           save_steps=a.save_steps or 10**9)
-        total = time.perf_counter() - t
-    finally: mtrain.MMTrainer.__init__ = orig
+    ledger = TokenLedger(); clock = StepClock(ledger, a.warmup)   # the clock reads the run's own ledger
+    if DEV == "cuda": torch.cuda.reset_peak_memory_stats()
+    t = time.perf_counter()
+    res = train_stage2("mlan", out, base=str(base), budget=a.budget, epochs=1, lr=2e-4, batch_size=a.batch_size,
+                       grad_accum=a.grad_accum, lora=LORA, gradient_checkpointing=checkpointing, logging_steps=1,
+                       save_steps=a.save_steps or 10**9, ledger=ledger, callbacks=[clock])
+    total = time.perf_counter() - t
     return res, clock, total
 
 def main():

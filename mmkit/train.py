@@ -214,7 +214,7 @@ def run_trainer(model, train_ds, collator, out_dir, *, stage: str, lr: float, ep
                 seed: int = 0, bf16: bool | None = None, group: bool | None = True, ledger=None, max_steps: int = -1,
                 save_steps: int | None = None, grad_accum: int = 1, warmup_ratio: float = 0.03, weight_decay: float = 0.0,
                 logging_steps: int | None = None, resume: bool = True, gradient_checkpointing: bool = False,
-                compile: bool = False, **_) -> MMTrainer:
+                compile: bool = False, callbacks=None, **_) -> MMTrainer:
     """Train `model` on `train_ds` with `MMTrainer`, checkpointing under `out_dir/trainer` and resuming from there.
 
     `gradient_checkpointing=True` recomputes activations in the backward pass (non-reentrant, so it works with LoRA):
@@ -223,7 +223,9 @@ def run_trainer(model, train_ds, collator, out_dir, *, stage: str, lr: float, ep
     fused kernels for the element-wise work between the matmuls: 1.2–1.7× the steps per second on this kind of CPU
     (`bench/train_throughput.py`) after ~6 s (warm inductor cache) to ~14 s (cold) of compiling. Compiled runs are
     deterministic by seed and resume to the same weights (on the CPU, and on the H100 it was checked on); their losses
-    track the uncompiled run's closely (~1e-4 relative on the test model), not bit for bit."""
+    track the uncompiled run's closely (~1e-4 relative on the test model), not bit for bit.
+    `callbacks`: `transformers.TrainerCallback`s added to the Trainer (e.g. `EarlyStoppingCallback`, or
+    `transformers.integrations.TensorBoardCallback` for a TensorBoard log; mmkit itself reports to nothing)."""
     out_dir = Path(out_dir); _check_writable(out_dir, "the output folder")
     if len(train_ds) == 0: raise MMKitError(f"{stage}: no training examples")
     bf16 = bf16_available() if bf16 is None else bf16
@@ -243,6 +245,7 @@ def run_trainer(model, train_ds, collator, out_dir, *, stage: str, lr: float, ep
     with compiled_training(compile):
         trainer = MMTrainer(model=model, args=args, train_dataset=train_ds, data_collator=collator, group=group,
                             ledger=ledger, log_path=out_dir/"loss.jsonl")
+        for cb in callbacks or (): trainer.add_callback(cb)
         last = last_complete_checkpoint(args.output_dir, ledger is not None) if resume else None
         if last:
             trainer.restore_ledger(last); print(f"[{stage}] resuming from {last}")
@@ -473,8 +476,14 @@ def resolve_base(base=None, size: str | None = None, scale: str = "default", see
 
 def train_stage2(recipe: str, out_dir, base=None, *, budget: int | None = None, seed: int = 0, size: str | None = None,
                  scale: str = "default", world_seed: int = 0, lora: dict | None = None, group: bool = True,
-                 pools=None, **overrides) -> dict:
-    "Instruction-tune `base` on `recipe`; writes `out_dir/checkpoint` (llava-hf), `tokens.json`, `loss.jsonl`."
+                 pools=None, ledger=None, callbacks=None, **overrides) -> dict:
+    """Instruction-tune `base` on `recipe`; writes `out_dir/checkpoint` (llava-hf), `tokens.json`, `loss.jsonl`.
+
+    `callbacks` go to the Trainer (`run_trainer`). `ledger`: an empty `mmkit.data.TokenLedger` to count this run's
+    tokens into (by default a fresh one), for a callback that watches them while training runs; `tokens.json` is still
+    written from it."""
+    if ledger is not None and (ledger.batches or ledger.by or ledger.dropped):
+        raise MMKitError("train_stage2: `ledger` must be empty (a fresh mmkit.data.TokenLedger())")
     r = mdata.get_recipe(recipe)
     if r.name == "base": raise MMKitError("recipe 'base' has no stage 2 (evaluate the base directly)")
     out_dir = Path(out_dir); _check_writable(out_dir, "the run folder")
@@ -484,7 +493,7 @@ def train_stage2(recipe: str, out_dir, base=None, *, budget: int | None = None, 
     if pools is None: pools = mdata.microcosm_pools(seed=world_seed, scale=scale)
     mix = mdata.resolve_recipe(recipe, pools, budget=budget, seed=seed)
     if len(mix) == 0: raise MMKitError(f"recipe {recipe!r} resolved to zero examples (budget={budget})")
-    ledger = mdata.TokenLedger()
+    ledger = mdata.TokenLedger() if ledger is None else ledger
     max_length = min(a["max_length"], model.config.text_config.max_position_embeddings)
     ds = mdata.encode(mix, processor, template=a["template"], max_length=max_length, ledger=ledger)
     if len(ds) == 0: raise MMKitError(f"recipe {recipe!r}: every example is longer than max_length={max_length}")
@@ -493,7 +502,8 @@ def train_stage2(recipe: str, out_dir, base=None, *, budget: int | None = None, 
                               f"({image_token_count(processor)} tokens per image); pass a larger max_length")
     model = apply_policy(model, a["policy"], lora=lora)
     t0 = time.time()
-    trainer = run_trainer(model, ds, mdata.Collator(processor), out_dir, stage="stage2", ledger=ledger, group=group, seed=seed, **a)
+    trainer = run_trainer(model, ds, mdata.Collator(processor), out_dir, stage="stage2", ledger=ledger, group=group, seed=seed,
+                          callbacks=callbacks, **a)
     seconds = time.time() - t0
     total = trainer.gathered_ledger()
     if trainer.is_world_process_zero():

@@ -108,6 +108,24 @@ def test_same_seed_same_losses(tmp_path, test_base):
         logs.append([json.loads(l).get("loss") for l in (tmp_path/name/"loss.jsonl").read_text().splitlines()])
     assert logs[0] == logs[1] and len([l for l in logs[0] if l is not None]) >= 4
 
+def test_stage2_callbacks_see_every_step_and_count_into_the_given_ledger(tmp_path, test_base):
+    "`callbacks` reach the Trainer; a `ledger` passed in is the one the run counts into (and writes as tokens.json)."
+    from transformers import TrainerCallback
+    ledger = mdata.TokenLedger()
+    class Watch(TrainerCallback):
+        seen = []
+        def on_step_end(self, args, state, control, **kw): self.seen.append((state.global_step, ledger.totals()["examples"]))
+    res = train_stage2("mlan_50", tmp_path/"run", base=test_base, budget=16, scale="test", size="test", epochs=1,
+                       batch_size=4, ledger=ledger, callbacks=[Watch()])
+    steps = res["trainer"].state.global_step
+    assert steps >= 4 and [s for s, _ in Watch.seen] == list(range(1, steps + 1))
+    counts = [n for _, n in Watch.seen]
+    assert counts == sorted(counts) and counts[0] > 0 and counts[-1] == res["examples"] == 16   # counted as they trained
+    assert json.loads((tmp_path/"run"/"tokens.json").read_text())["totals"] == ledger.totals() == res["tokens"]
+    with pytest.raises(MMKitError, match="`ledger` must be empty"):
+        train_stage2("mlan_50", tmp_path/"again", base=test_base, budget=16, scale="test", size="test", ledger=ledger)
+    assert not (tmp_path/"again").exists()
+
 needs_cxx = pytest.mark.skipif(cxx_compiler() is None, reason="compile=True needs a C++ compiler (Debian: apt-get install g++)")
 
 @needs_cxx
