@@ -23,17 +23,21 @@ This machine's speed drifts by several per cent from minute to minute (a shared 
 range. The last lines hold each mmkit side against the issue's targets (ratio to the baseline >= 2.0, >= 50 % of the
 bf16 peak). About 4 minutes on 2 cores with the defaults.
 
+`--lm HIDDEN,MLP,LAYERS,HEADS` runs the same bench on a random model whose language model has another shape (the
+default vision tower and tokenizer): how the figures, the fraction of the peak above all, depend on the default model's
+shape (README, "Benchmarks").
+
     python bench/train_throughput.py [--examples 768] [--batch-size 16] [--warmup 48] [--steps 84] [--rounds 3]
-                                     [--no-compile] [--json FILE]
+                                     [--no-compile] [--json FILE] [--lm HIDDEN,MLP,LAYERS,HEADS]
 """
 import argparse, contextlib, copy, json, math, os, statistics, tempfile, time
 from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1"); os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import LlavaForConditionalGeneration, Trainer, TrainerCallback, TrainingArguments
 from mmkit import data as mdata, tasks
 from mmkit.config import atomic_write_json
-from mmkit.model import build_tiny_llava, load_model, train_tokenizer, apply_policy, image_token_count, no_cudnn_attention
+from mmkit.model import build_tiny_llava, llava_config, load_model, train_tokenizer, apply_policy, image_token_count, no_cudnn_attention
 from mmkit.train import MMTrainer, base_path, bf16_available, compiled_training, cpu_bf16_attention, cxx_compiler
 
 DEV = "cuda" if torch.cuda.is_available() else "cpu"   # the Trainer trains on the GPU when there is one
@@ -66,6 +70,16 @@ def model_flops(model, ledger_totals, n_text_tokens, n_image_samples, seq_len) -
     attn = 6 * 2 * L * d * seq_len * T / 2            # QK^T and AV, causal ≈ half, fwd+bwd
     patches = (cfg.vision_config.image_size // cfg.vision_config.patch_size) ** 2 + 1
     return 6 * lm * T + attn + 2 * vt * patches * n_image_samples + 6 * pr * ledger_totals["image_tokens"]
+
+def other_shape(tok, hidden, mlp, layers, heads):
+    "A random default-size LLaVA (seed 0) whose language model has another shape."
+    cfg = llava_config(tok, "default")
+    t = cfg.text_config
+    t.hidden_size, t.intermediate_size, t.num_hidden_layers, t.num_attention_heads = hidden, mlp, layers, heads
+    t.num_key_value_heads, t.head_dim = heads, hidden // heads
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return LlavaForConditionalGeneration(cfg)
 
 class ZeroImageCollator(mdata.Collator):
     "LLaVA's way: every sample gets an image; text-only samples get a zero image (run through the tower, dropped)."
@@ -142,18 +156,26 @@ def main():
     ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                     help="the side with mmkit's compile=True (torch.compile, region by region); default: on where a C++ compiler is found")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    ap.add_argument("--lm", default=None, metavar="HIDDEN,MLP,LAYERS,HEADS",
+                    help="instead of the default model, a random one whose language model has this shape (the default "
+                         "vision tower and tokenizer): what the figures would be for another default model")
     a = ap.parse_args()
     if a.compile is None: a.compile = cxx_compiler() is not None
     if a.warmup is None: a.warmup = math.ceil(a.examples / a.batch_size)
     if a.steps is None: a.steps = a.warmup + 36
     if not 0 <= a.warmup < a.steps or a.rounds < 1:
         ap.error(f"need 0 <= --warmup < --steps and --rounds >= 1 (got warm-up {a.warmup}, steps {a.steps}, rounds {a.rounds})")
+    try: lm = a.lm and [int(x) for x in a.lm.split(",")]
+    except ValueError: lm = []
+    if a.lm and (len(lm) != 4 or min(lm) < 1 or lm[0] % lm[3]):
+        ap.error(f"--lm wants HIDDEN,MLP,LAYERS,HEADS, four positive integers, HIDDEN divisible by HEADS (got {a.lm!r})")
     base = base_path(size="default", scale="default")
-    if (base/"base.json").is_file(): model0, processor = load_model(base); src = str(base)
+    if (base/"base.json").is_file() and not lm: model0, processor = load_model(base); src = str(base)
     else:
         m = tasks.microcosm(scale="default")
         tok = train_tokenizer(list(m["corpus"]) + [t["value"] for c in m["pools"]["conversations"] for t in c], vocab_size=1500)
         model0, processor = build_tiny_llava(tok, "default"); src = "random default-size model (base not built)"
+        if lm: model0, src = other_shape(tok, *lm), f"random model, language model hidden {lm[0]}, MLP {lm[1]}, {lm[2]} layer(s), {lm[3]} head(s) (--lm)"
     pools = mdata.microcosm_pools(scale="default")
     mix = mdata.resolve_recipe("mlan", pools, budget=a.examples, seed=0)
     ds = mdata.encode(mix, processor, template="v1")
@@ -192,7 +214,7 @@ def main():
         print(f"targets, {k:13} ratio to baseline {r:.2f}x (>= 2.0: {'met' if r >= 2 else 'missed'}), "
               f"{f:.1%} of the bf16 peak in the median round (>= 50 %: {'met' if f >= 0.5 else 'missed'}; "
               f"{n_met} of {len(rounds)} rounds, lowest {low:.1%})")
-    out = dict(ratio=round(ratio, 3), peak_fp32_gflops=round(peak_fp32 / 1e9), warmup=a.warmup, steps=a.steps, **res, rounds=rounds)
+    out = dict(model=src, ratio=round(ratio, 3), peak_fp32_gflops=round(peak_fp32 / 1e9), warmup=a.warmup, steps=a.steps, **res, rounds=rounds)
     print(json.dumps(out))
     if a.json: atomic_write_json(a.json, out)
 

@@ -205,6 +205,8 @@ SIZES = {
                   vision=dict(hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2)),
     "default": dict(text=dict(hidden_size=256, intermediate_size=688, num_hidden_layers=4, num_attention_heads=4),
                     vision=dict(hidden_size=128, intermediate_size=512, num_hidden_layers=3, num_attention_heads=4)),
+    "wide": dict(text=dict(hidden_size=512, intermediate_size=1376, num_hidden_layers=2, num_attention_heads=4),
+                 vision=dict(hidden_size=128, intermediate_size=512, num_hidden_layers=3, num_attention_heads=4)),
 }
 
 def llava_config(tokenizer, size: str = "default", image_size: int = 64, patch_size: int = 8,

@@ -14,7 +14,7 @@ from datasets import Dataset
 from transformers import PreTrainedModel, Trainer, TrainerCallback, TrainingArguments, default_data_collator
 from .config import (MMKitError, atomic_write_json, atomic_write_text, cache_dir, config_hash, env_info, read_json, settings,
                           use_cpu)
-from .model import (POLICIES, apply_policy, build_tiny_llava, cpu_eager_attention, load_image, load_model, merge_lora, no_cudnn_attention,
+from .model import (POLICIES, SIZES, apply_policy, build_tiny_llava, cpu_eager_attention, load_image, load_model, merge_lora, no_cudnn_attention,
                          save_model, train_tokenizer, param_counts, generation_prompt, image_token_count)
 from . import data as mdata
 
@@ -24,7 +24,7 @@ __all__ = ['STAGES', 'BASE_FILES', 'VOCAB', 'MICROCOSM_STAGE1', 'VISION_SCENES',
            'run_trainer', 'lm_blocks', 'train_stage0', 'knowledge_probes', 'perplexity', 'greedy', 'gate0', 'CellProbe',
            'cell_labels', 'probe_dataset', 'pretrain_vision', 'probe_accuracy', 'replay_blocks', 'train_stage1',
            'parse_description', 'caption_scores', 'gate1', 'check_base', 'resolve_base', 'train_stage2',
-           'tokenizer_texts', 'stage_keys', 'base_key', 'base_path', 'build_base']
+           'tokenizer_texts', 'stage_keys', 'base_key', 'base_path', 'base_shape', 'build_base']
 
 # %% ../nbs/05_train.ipynb #693cc043
 STAGES = {
@@ -530,7 +530,7 @@ def stage_keys(m: dict, size: str, scale: str, seed: int, stage0: dict, stage1: 
     exactly what it feeds — the tokenizer's key covers every text it is trained on (`tokenizer_texts`)."""
     from mmkit import tasks
     kt = config_hash(dict(vocab=VOCAB.get(size, 1500), texts=config_hash(texts if texts is not None else tokenizer_texts(m))))
-    k0 = config_hash(dict(kt=kt, size=size, scale=scale, seed=seed, s0=STAGES["stage0"], o0=stage0,
+    k0 = config_hash(dict(kt=kt, size=size, shape=SIZES.get(size), scale=scale, seed=seed, s0=STAGES["stage0"], o0=stage0,
                           corpus=config_hash(list(m["corpus"]))))
     kv = config_hash(dict(k0=k0, sv=STAGES["vision"], n=VISION_SCENES.get(scale, 36_000)))
     k1 = config_hash(dict(kv=kv, s1=STAGES["stage1"], o1=stage1, captions=tasks.dataset_digest(m["captions"])))
@@ -550,6 +550,13 @@ def base_path(size: str | None = None, scale: str = "default", seed: int = 0, st
     size = size or settings()["default_size"]
     return cache_dir()/f"base-{size}-{scale}-{config_hash(base_key(size, scale, seed, _overrides(stage0, stage1)))}"
 
+def base_shape(path) -> dict:
+    "The `SIZES`-style shape (text and vision: hidden, MLP, layers, heads) of the model saved at `path`."
+    from transformers import AutoConfig
+    cfg = AutoConfig.from_pretrained(path)
+    keys = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
+    return {part: {k: getattr(getattr(cfg, f"{part}_config"), k) for k in keys} for part in ("text", "vision")}
+
 def build_base(size: str | None = None, scale: str = "default", seed: int = 0, force: bool = False,
                stage0: dict | None = None, stage1: dict | None = None) -> Path:
     "Build (or reuse) the microcosm base: tokenizer, stage 0, gate 0, stage 1, gate 1; returns its checkpoint folder."
@@ -557,7 +564,9 @@ def build_base(size: str | None = None, scale: str = "default", seed: int = 0, f
     size = size or settings()["default_size"]
     out = base_path(size, scale, seed, stage0=stage0, stage1=stage1)
     ov = _overrides(stage0, stage1); stage0, stage1 = ov["stage0"], ov["stage1"]
-    if (out/"base.json").is_file() and not force: return out
+    if (out/"base.json").is_file() and not force:
+        if base_shape(out) == SIZES.get(size): return out
+        print(f"[base] {out} was built with another shape than SIZES[{size!r}] now gives ({base_shape(out)}); rebuilding it")
     m = tasks.microcosm(seed=seed, scale=scale)
     texts = tokenizer_texts(m)
     work = cache_dir()/f"base-{size}-{scale}.work"; work.mkdir(parents=True, exist_ok=True)

@@ -43,3 +43,15 @@ def test_train_throughput_bench_runs_every_side_and_reports_the_targets(tmp_path
     for k in kinds[1:]:
         line = next(l for l in r.stdout.splitlines() if l.startswith(f"targets, {k} "))
         assert f"{res[k]['frac_bf16_peak']:.1%} of the bf16 peak" in line and "of 2 rounds" in line
+
+def test_train_throughput_bench_takes_another_language_model_shape(tmp_path):
+    "`--lm HIDDEN,MLP,LAYERS,HEADS`: the same bench on a random model of another shape; a malformed shape is refused."
+    out, bench = tmp_path/"lm.json", str(ROOT/"bench"/"train_throughput.py")
+    r = subprocess.run([sys.executable, bench, "--lm", "64,128,1,2", "--no-compile", "--examples", "16", "--batch-size", "8",
+                        "--warmup", "1", "--steps", "2", "--rounds", "1", "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert "hidden 64, MLP 128, 1 layer(s), 2 head(s)" in res["model"] and res["model"] in r.stdout
+    assert res["mmkit"]["useful_tokens_per_s"] > 0 and "mmkit+compile" not in res
+    bad = subprocess.run([sys.executable, bench, "--lm", "65,128,1,2"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "HIDDEN divisible by HEADS (got '65,128,1,2')" in bad.stderr

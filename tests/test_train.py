@@ -220,6 +220,22 @@ def test_bad_input_fails_before_training(tmp_path, test_base):
         train_stage2("lang_only", tmp_path/"r3", base=broken, budget=8, scale="test")
     for d in ("r1", "r2", "r3"): assert not (tmp_path/d/"trainer").exists()
 
+def test_a_cached_base_of_another_shape_is_rebuilt(tmp_path, monkeypatch, capsys):
+    """The base's folder is named by its size and settings; when `SIZES[size]` changes shape, the cached base (and its
+    stage-0 work) is not reused as if it were the new one: it is rebuilt, with a notice."""
+    from mmkit.model import SIZES
+    from mmkit.train import base_shape, build_base
+    monkeypatch.setenv("MMKIT_CACHE_DIR", str(tmp_path/"cache"))
+    first = build_base(size="test", scale="test")
+    assert base_shape(first) == SIZES["test"] and build_base(size="test", scale="test") == first
+    assert "rebuilding" not in capsys.readouterr().out
+    monkeypatch.setitem(SIZES, "test", {**SIZES["test"], "text": {**SIZES["test"]["text"], "hidden_size": 48, "intermediate_size": 96}})
+    again = build_base(size="test", scale="test")
+    assert again == first and base_shape(again)["text"]["hidden_size"] == 48 == load_json_hidden(again)
+    assert "was built with another shape" in capsys.readouterr().out
+
+def load_json_hidden(path): return json.loads((Path(path)/"config.json").read_text())["text_config"]["hidden_size"]
+
 def test_stage_keys_cover_the_data_each_step_trains_on():
     "A changed instruction pool retrains the tokenizer (and all that follows); a changed stage-1 setting only stage 1."
     from mmkit.train import stage_keys
