@@ -480,8 +480,8 @@ def train_stage2(recipe: str, out_dir, base=None, *, budget: int | None = None, 
     """Instruction-tune `base` on `recipe`; writes `out_dir/checkpoint` (llava-hf), `tokens.json`, `loss.jsonl`.
 
     `callbacks` go to the Trainer (`run_trainer`). `ledger`: an empty `mmkit.data.TokenLedger` to count this run's
-    tokens into (by default a fresh one), for a callback that watches them while training runs; `tokens.json` is still
-    written from it."""
+    tokens into (by default a fresh one), for a callback that watches them while training runs (on several processes
+    each counts its own batches; `tokens.json` holds their sum)."""
     if ledger is not None and (ledger.batches or ledger.by or ledger.dropped):
         raise MMKitError("train_stage2: `ledger` must be empty (a fresh mmkit.data.TokenLedger())")
     r = mdata.get_recipe(recipe)
