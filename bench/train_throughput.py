@@ -71,6 +71,14 @@ def model_flops(model, ledger_totals, n_text_tokens, n_image_samples, seq_len) -
     patches = (cfg.vision_config.image_size // cfg.vision_config.patch_size) ** 2 + 1
     return 6 * lm * T + attn + 2 * vt * patches * n_image_samples + 6 * pr * ledger_totals["image_tokens"]
 
+def lm_shape(text: str) -> tuple:
+    "`HIDDEN,MLP,LAYERS,HEADS` (an argparse type): four positive integers, HIDDEN divisible by HEADS."
+    try: s = tuple(int(x) for x in text.split(","))
+    except ValueError: s = ()
+    if len(s) != 4 or min(s) < 1 or s[0] % s[3]:
+        raise argparse.ArgumentTypeError(f"wants HIDDEN,MLP,LAYERS,HEADS, four positive integers, HIDDEN divisible by HEADS (got {text!r})")
+    return s
+
 def other_shape(tok, hidden, mlp, layers, heads):
     "A random default-size LLaVA (seed 0) whose language model has another shape."
     cfg = llava_config(tok, "default")
@@ -156,7 +164,7 @@ def main():
     ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                     help="the side with mmkit's compile=True (torch.compile, region by region); default: on where a C++ compiler is found")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
-    ap.add_argument("--lm", default=None, metavar="HIDDEN,MLP,LAYERS,HEADS",
+    ap.add_argument("--lm", type=lm_shape, default=None, metavar="HIDDEN,MLP,LAYERS,HEADS",
                     help="instead of the default model, a random one whose language model has this shape (the default "
                          "vision tower and tokenizer): what the figures would be for another default model")
     a = ap.parse_args()
@@ -165,10 +173,7 @@ def main():
     if a.steps is None: a.steps = a.warmup + 36
     if not 0 <= a.warmup < a.steps or a.rounds < 1:
         ap.error(f"need 0 <= --warmup < --steps and --rounds >= 1 (got warm-up {a.warmup}, steps {a.steps}, rounds {a.rounds})")
-    try: lm = a.lm and [int(x) for x in a.lm.split(",")]
-    except ValueError: lm = []
-    if a.lm and (len(lm) != 4 or min(lm) < 1 or lm[0] % lm[3]):
-        ap.error(f"--lm wants HIDDEN,MLP,LAYERS,HEADS, four positive integers, HIDDEN divisible by HEADS (got {a.lm!r})")
+    lm = a.lm
     base = base_path(size="default", scale="default")
     if (base/"base.json").is_file() and not lm: model0, processor = load_model(base); src = str(base)
     else:

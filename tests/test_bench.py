@@ -55,3 +55,22 @@ def test_train_throughput_bench_takes_another_language_model_shape(tmp_path):
     assert res["mmkit"]["useful_tokens_per_s"] > 0 and "mmkit+compile" not in res
     bad = subprocess.run([sys.executable, bench, "--lm", "65,128,1,2"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "HIDDEN divisible by HEADS (got '65,128,1,2')" in bad.stderr
+
+def test_shapes_bench_interleaves_the_shapes_against_the_first(tmp_path):
+    "`bench/shapes.py`: every shape trains in every round, the order alternating; ratios are to the first shape's round."
+    out = tmp_path/"shapes.json"
+    r = subprocess.run([sys.executable, str(ROOT/"bench"/"shapes.py"), "--lm", "64,128,1,2", "32,64,2,2", "--rounds", "2",
+                        "--examples", "16", "--batch-size", "8", "--warmup", "1", "--steps", "2", "--json", str(out)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert list(res["shapes"]) == ["64,128,1,2", "32,64,2,2"] and [x["order"] for x in res["rounds"]] == [
+        ["64,128,1,2", "32,64,2,2"], ["32,64,2,2", "64,128,1,2"]]
+    first, other = res["shapes"].values()
+    assert first["to_first"] == [1.0, 1.0] and first["to_first_median"] == 1.0
+    assert other["to_first"] == [round(x["sides"]["32,64,2,2"]["useful_tokens_per_s"] / x["sides"]["64,128,1,2"]["useful_tokens_per_s"], 3)
+                                 for x in res["rounds"]]
+    assert all(0 < x["sides"][n]["frac_bf16_peak"] < 1 for x in res["rounds"] for n in res["shapes"])
+    same = subprocess.run([sys.executable, str(ROOT/"bench"/"shapes.py"), "--lm", "64,128,1,2", "64,128,1,2"],
+                          capture_output=True, text=True, timeout=120)
+    assert same.returncode == 2 and "two or more different shapes" in same.stderr
