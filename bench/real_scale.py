@@ -29,12 +29,12 @@ from transformers import AutoConfig, CLIPVisionConfig, GenerationConfig, LlamaCo
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from eval_throughput import best_of, one_at_a_time   # the same baseline loop as the eval bench
-from train_throughput import DEV, StepClock, matmul_peak   # and the train bench's clock and peak
+from train_throughput import DEV, StepClock, default_tokenizer, matmul_peak   # and the train bench's clock, tokenizer and peak
 from mmkit import tasks
 from mmkit.data import TokenLedger
 from mmkit.evaluate import extract_answer, generate_answers, load_suites
-from mmkit.model import IMAGE_TOKEN, build_tiny_llava, image_token_count, load_model, make_processor, save_model, train_tokenizer
-from mmkit.train import base_path, tokenizer_texts, train_stage2
+from mmkit.model import IMAGE_TOKEN, build_tiny_llava, image_token_count, load_model, make_processor, save_model
+from mmkit.train import base_path, train_stage2
 
 LORA = dict(r=128, alpha=256, dropout=0.05, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
 
@@ -43,7 +43,7 @@ def tokenizer():
     if (p/"tokenizer.json").is_file():
         from transformers import AutoTokenizer
         return AutoTokenizer.from_pretrained(p), f"the microcosm base's ({p.name})"
-    return train_tokenizer(tokenizer_texts(tasks.microcosm(scale="default")), vocab_size=1500), "trained on the microcosm corpus"
+    return default_tokenizer(), "trained on the microcosm corpus"
 
 def llava15_7b_config(tok) -> LlavaConfig:
     "LLaVA-1.5-7B's architecture (llava-hf/llava-1.5-7b-hf's config) for `tok`'s vocabulary."

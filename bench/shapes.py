@@ -12,10 +12,9 @@ import argparse, json, math, os, statistics, sys
 from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch
-from train_throughput import lm_shape, matmul_peak, other_shape, side   # the train bench's shape, peak, model and window
-from mmkit import data as mdata, tasks
+from train_throughput import default_tokenizer, lm_shape, matmul_peak, other_shape, side   # the train bench's pieces
+from mmkit import data as mdata
 from mmkit.config import atomic_write_json
-from mmkit.model import make_processor, train_tokenizer
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -31,11 +30,10 @@ def main():
     if a.warmup is None: a.warmup = math.ceil(a.examples / a.batch_size)
     if a.steps is None: a.steps = a.warmup + 36
     if not 0 <= a.warmup < a.steps or a.rounds < 1: ap.error("need 0 <= --warmup < --steps and --rounds >= 1")
-    m = tasks.microcosm(scale="default")
-    tok = train_tokenizer(list(m["corpus"]) + [t["value"] for c in m["pools"]["conversations"] for t in c], vocab_size=1500)
-    processor = make_processor(tok, 64, 8, 1, "default")   # as build_tiny_llava makes it (64-px images, 8-px patches)
+    tok = default_tokenizer()
     names = [",".join(map(str, s)) for s in a.lm]
-    models = {n: other_shape(tok, *s) for n, s in zip(names, a.lm)}
+    built = {n: other_shape(tok, *s) for n, s in zip(names, a.lm)}
+    models, processor = {n: m for n, (m, _) in built.items()}, built[names[0]][1]   # one processor: the same tower for all
     ds = mdata.encode(mdata.resolve_recipe("mlan", mdata.microcosm_pools(scale="default"), budget=a.examples, seed=0),
                       processor, template="v1")
     rounds = []

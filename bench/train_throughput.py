@@ -37,8 +37,8 @@ import torch
 from transformers import LlavaForConditionalGeneration, Trainer, TrainerCallback, TrainingArguments
 from mmkit import data as mdata, tasks
 from mmkit.config import atomic_write_json
-from mmkit.model import build_tiny_llava, llava_config, load_model, train_tokenizer, apply_policy, image_token_count, no_cudnn_attention
-from mmkit.train import MMTrainer, base_path, bf16_available, compiled_training, cpu_bf16_attention, cxx_compiler
+from mmkit.model import build_tiny_llava, llava_config, load_model, make_processor, train_tokenizer, apply_policy, image_token_count, no_cudnn_attention
+from mmkit.train import VOCAB, MMTrainer, base_path, bf16_available, compiled_training, cpu_bf16_attention, cxx_compiler, tokenizer_texts
 
 DEV = "cuda" if torch.cuda.is_available() else "cpu"   # the Trainer trains on the GPU when there is one
 
@@ -79,15 +79,20 @@ def lm_shape(text: str) -> tuple:
         raise argparse.ArgumentTypeError(f"wants HIDDEN,MLP,LAYERS,HEADS, four positive integers, HIDDEN divisible by HEADS (got {text!r})")
     return s
 
+def default_tokenizer():
+    "The default microcosm tokenizer, trained on the texts and with the vocabulary `build_base` uses (where no base is built)."
+    return train_tokenizer(tokenizer_texts(tasks.microcosm(scale="default")), vocab_size=VOCAB["default"])
+
 def other_shape(tok, hidden, mlp, layers, heads):
-    "A random default-size LLaVA (seed 0) whose language model has another shape."
+    "`(model, processor)`: a random default-size LLaVA (seed 0, as `build_tiny_llava`) whose language model has another shape."
     cfg = llava_config(tok, "default")
     t = cfg.text_config
     t.hidden_size, t.intermediate_size, t.num_hidden_layers, t.num_attention_heads = hidden, mlp, layers, heads
     t.num_key_value_heads, t.head_dim = heads, hidden // heads
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        return LlavaForConditionalGeneration(cfg)
+        model = LlavaForConditionalGeneration(cfg)
+    return model, make_processor(tok, cfg.vision_config.image_size, cfg.vision_config.patch_size, 1, "default")
 
 class ZeroImageCollator(mdata.Collator):
     "LLaVA's way: every sample gets an image; text-only samples get a zero image (run through the tower, dropped)."
@@ -177,10 +182,10 @@ def main():
     base = base_path(size="default", scale="default")
     if (base/"base.json").is_file() and not lm: model0, processor = load_model(base); src = str(base)
     else:
-        m = tasks.microcosm(scale="default")
-        tok = train_tokenizer(list(m["corpus"]) + [t["value"] for c in m["pools"]["conversations"] for t in c], vocab_size=1500)
-        model0, processor = build_tiny_llava(tok, "default"); src = "random default-size model (base not built)"
-        if lm: model0, src = other_shape(tok, *lm), f"random model, language model hidden {lm[0]}, MLP {lm[1]}, {lm[2]} layer(s), {lm[3]} head(s) (--lm)"
+        tok = default_tokenizer()
+        model0, processor = other_shape(tok, *lm) if lm else build_tiny_llava(tok, "default")
+        src = (f"random model, language model hidden {lm[0]}, MLP {lm[1]}, {lm[2]} layer(s), {lm[3]} head(s) (--lm)" if lm
+               else "random default-size model (base not built)")
     pools = mdata.microcosm_pools(scale="default")
     mix = mdata.resolve_recipe("mlan", pools, budget=a.examples, seed=0)
     ds = mdata.encode(mix, processor, template="v1")

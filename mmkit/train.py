@@ -565,8 +565,9 @@ def build_base(size: str | None = None, scale: str = "default", seed: int = 0, f
     out = base_path(size, scale, seed, stage0=stage0, stage1=stage1)
     ov = _overrides(stage0, stage1); stage0, stage1 = ov["stage0"], ov["stage1"]
     if (out/"base.json").is_file() and not force:
-        if base_shape(out) == SIZES.get(size): return out
-        print(f"[base] {out} was built with another shape than SIZES[{size!r}] now gives ({base_shape(out)}); rebuilding it")
+        cached = base_shape(out)
+        if cached == SIZES.get(size): return out
+        print(f"[base] {out} was built with another shape than SIZES[{size!r}] now gives ({cached}); rebuilding it")
     m = tasks.microcosm(seed=seed, scale=scale)
     texts = tokenizer_texts(m)
     work = cache_dir()/f"base-{size}-{scale}.work"; work.mkdir(parents=True, exist_ok=True)

@@ -113,13 +113,14 @@ def test_stage2_callbacks_see_every_step_and_count_into_the_given_ledger(tmp_pat
     from transformers import TrainerCallback
     ledger = mdata.TokenLedger()
     class Watch(TrainerCallback):
-        seen = []
+        def __init__(self): self.seen = []
         def on_step_end(self, args, state, control, **kw): self.seen.append((state.global_step, ledger.totals()["examples"]))
+    watch = Watch()
     res = train_stage2("mlan_50", tmp_path/"run", base=test_base, budget=16, scale="test", size="test", epochs=1,
-                       batch_size=4, ledger=ledger, callbacks=[Watch()])
+                       batch_size=4, ledger=ledger, callbacks=[watch])
     steps = res["trainer"].state.global_step
-    assert steps >= 4 and [s for s, _ in Watch.seen] == list(range(1, steps + 1))
-    counts = [n for _, n in Watch.seen]
+    assert steps >= 4 and [s for s, _ in watch.seen] == list(range(1, steps + 1))
+    counts = [n for _, n in watch.seen]
     assert counts == sorted(counts) and counts[0] > 0 and counts[-1] == res["examples"] == 16   # counted as they trained
     assert json.loads((tmp_path/"run"/"tokens.json").read_text())["totals"] == ledger.totals() == res["tokens"]
     with pytest.raises(MMKitError, match="`ledger` must be empty"):
