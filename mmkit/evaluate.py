@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from PIL import Image as PILImage
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from .config import MMKitError, atomic_write_json, atomic_write_jsonl, process_state, set_seed
@@ -128,8 +129,9 @@ def dataset_metrics(rows: list[dict]) -> dict:
         prec = tp / (tp + fp) if tp + fp else 0.0; rec = tp / (tp + fn) if tp + fn else 0.0
         out.update(precision=prec, recall=rec, f1=2 * prec * rec / (prec + rec) if prec + rec else 0.0,
                    yes_ratio=_mean(float(p) for p in pred))
-    cats = sorted({r["category"] for r in rows if r.get("category")})
-    if cats: out["by_category"] = {c: _mean(float(r["correct"]) for r in rows if r.get("category") == c) for c in cats}
+    for key in ("category", "skill"):
+        vals = sorted({r[key] for r in rows if r.get(key)})
+        if vals: out[f"by_{key}"] = {v: _mean(float(r["correct"]) for r in rows if r.get(key) == v) for v in vals}
     return out
 
 def modality_of(name: str, rows=None) -> str:
@@ -147,8 +149,13 @@ def summarize(predictions: list[dict], **info) -> dict:
     ds = {}
     for name, rows in by.items(): ds[name] = dict(dataset_metrics(rows), modality=modality_of(name, rows))
     avg = lambda mod: _mean(m["acc"] for m in ds.values() if mod in (None, m["modality"]))
-    return dict(**info, n_items=len(predictions), datasets=ds, language_avg=avg("language"), vision_avg=avg("vision"),
-                overall_avg=avg(None))
+    skills = {}
+    for r in predictions:
+        if r.get("skill"): skills.setdefault((r["skill"], "vision" if r.get("has_image") else "language"), []).append(float(r["correct"]))
+    out = dict(**info, n_items=len(predictions), datasets=ds, language_avg=avg("language"), vision_avg=avg("vision"),
+               overall_avg=avg(None))
+    if skills: out["skills"] = {f"{k}/{mod}": dict(acc=_mean(v), n=len(v)) for (k, mod), v in sorted(skills.items())}
+    return out
 
 # %% ../nbs/06_evaluate.ipynb #031a26c5
 _SKIP = {"n", "n_items", "seed", "max_new_tokens", "batch_size"}
@@ -294,9 +301,7 @@ def _prefix_first(enc: dict, prefix: list[int], cache, key: str) -> int:
 @contextmanager
 def _fast_attention(model):
     """bf16/fp16 weights on a CPU: `mmkit_lowp_eager` attention while scoring (eager, softmax in bf16), then the
-    model's own setting again. PyTorch's CPU flash-attention kernel is slow in bf16: on the default microcosm base it
-    took 0.32 s of a 0.81 s evaluation of 144 items, eager attention 0.11 s; eager attention with its softmax in bf16
-    makes the whole evaluation another ~1.2× faster (0.69 vs 0.80–0.92 s), with the same 144/144 outputs.
+    model's own setting again (PyTorch's CPU flash-attention kernel is slow in bf16; `bench/eval_throughput.py`).
     On a GPU: SDPA without cuDNN attention (`mmkit.model.no_cudnn_attention`: it builds a graph per prompt length)."""
     from mmkit.model import cpu_eager_attention, no_cudnn_attention
     restore = cpu_eager_attention(model, _float_dtype(model) in (torch.bfloat16, torch.float16), softmax_in_dtype=True,
@@ -399,6 +404,10 @@ def loglik_scores(model, processor, items: list[dict], batch_size: int = 16, tem
     return scores
 
 # %% ../nbs/06_evaluate.ipynb #7c2f4d2c
+def _tags(it) -> dict:
+    "What an item says about itself that its prediction row keeps: `category`, `skill`, `blind` (when set)."
+    return {k: it[k] for k in ("category", "skill", "blind") if it.get(k)}
+
 def _gen_rows(items, gens, scorer="generate"):
     rows = []
     for it, g in zip(items, gens):
@@ -406,7 +415,7 @@ def _gen_rows(items, gens, scorer="generate"):
         rows.append(dict(id=it["id"], dataset=it["dataset"], prompt=g["prompt"], output=g["output"], extracted=pred,
                          gold=it["answer"], correct=is_correct(pred, it["answer"], it["answer_type"]),
                          answer_type=it["answer_type"], choices=list(it.get("choices") or []), scorer=scorer,
-                         has_image=it.get("image") is not None, **({"category": it["category"]} if it.get("category") else {})))
+                         has_image=it.get("image") is not None, **_tags(it)))
     return rows
 
 def _ll_rows(items, scores, template, target):
@@ -421,7 +430,7 @@ def _ll_rows(items, scores, template, target):
         rows.append(dict(id=it["id"], dataset=it["dataset"], prompt=_prompt(it, template), output=opts[best], extracted=canon[best],
                          gold=it["answer"], correct=canon[best] == gold, extracted_norm=canon[best_n], correct_norm=canon[best_n] == gold,
                          logliks=s, answer_type=it["answer_type"], scorer="loglik", has_image=it.get("image") is not None,
-                         **({"category": it["category"]} if it.get("category") else {})))
+                         **_tags(it)))
     return rows
 
 def _is_main() -> bool: return process_state().is_main_process
@@ -439,17 +448,21 @@ def shard(fn, idx: list) -> list:
 
 def evaluate(model, processor, suites=None, n: int|None = None, batch_size: int = 16, scorer: str = "generate",
              seed: int = 0, out_dir=None, template: str = "v1", max_new_tokens: int = 10, loglik_target: str = "text",
-             require_images: bool = True, progress: bool = True) -> tuple[dict, list[dict]]:
+             require_images: bool = True, progress: bool = True, blind: bool = False) -> tuple[dict, list[dict]]:
     """Score `model` on `suites` (names of microcosm held-out sets, default `tasks.SUITES`, or `{name: items}`);
     `n` items per suite (`seed` picks them), `scorer` "generate" (the paper's) or "loglik".
     Returns `(metrics, predictions)`; writes `predictions.jsonl` and `metrics.json` to `out_dir` if given. Launched as
     several processes (`torchrun`, `accelerate launch`), each scores its share of the items (`shard`), every process
-    returns all rows, and only the main process writes."""
+    returns all rows, and only the main process writes.
+    `blind=True` is the blind-image control: every item's image is replaced by a blank (white) one of the same size,
+    so a model that reads the picture falls to chance and one that scores from the text alone does not."""
     if scorer not in ("generate", "loglik"): raise MMKitError(f"evaluate: scorer must be 'generate' or 'loglik', got {scorer!r}")
     if batch_size < 1: raise MMKitError(f"evaluate: batch_size must be >= 1, got {batch_size}")
     set_seed(seed)
     data = load_suites(suites, n=n, seed=seed, image_size=_image_size(processor), require_images=require_images)
     items = [it for its in data.values() for it in its]
+    if blind: items = [dict(it, image=PILImage.new("RGB", it["image"].size, (255, 255, 255)), blind=True) if it.get("image") is not None else it
+                       for it in items]
     rows = [None] * len(items)
     progress = progress and _is_main()
     if scorer == "loglik":
@@ -462,7 +475,7 @@ def evaluate(model, processor, suites=None, n: int|None = None, batch_size: int 
                                                  progress=progress), todo)
         for i, r in zip(todo, _gen_rows([items[i] for i in todo], gens)): rows[i] = r
     metrics = summarize(rows, scorer=scorer, template=template, seed=seed, n_per_suite=n, batch_size=batch_size,
-                        max_new_tokens=max_new_tokens, suites=list(data))
+                        max_new_tokens=max_new_tokens, suites=list(data), **({"blind": True} if blind else {}))
     if out_dir is not None and _is_main():
         out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
         atomic_write_jsonl(out/"predictions.jsonl", rows)

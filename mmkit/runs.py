@@ -11,15 +11,16 @@ from .config import (MMKitError, atomic_write_json, atomic_write_jsonl, env_info
                           runs_dir as _default_runs_dir)
 
 # %% auto #0
-__all__ = ['RUN_FILES', 'IDENTITY', 'ZERO_TOKENS', 'CONTROL_N', 'MIXTURE_SWEEP', 'RunError', 'check_params', 'default_run_name',
-           'read_run', 'list_runs', 'newest_run', 'add_controls', 'rescore', 'run_experiment', 'sweep_plan',
-           'train_notebook', 'run_notebook', 'run_sweep']
+__all__ = ['RUN_FILES', 'IDENTITY', 'ZERO_TOKENS', 'SUMMARY_KEYS', 'CONTROL_N', 'MIXTURE_SWEEP', 'RunError', 'check_params',
+           'default_run_name', 'read_run', 'list_runs', 'newest_run', 'add_controls', 'rescore', 'run_experiment',
+           'sweep_plan', 'train_notebook', 'run_notebook', 'run_sweep']
 
 # %% ../nbs/08_runs.ipynb #b97f513e
 class RunError(MMKitError):
     "A bad run parameter, or a run folder that conflicts with the request."
 
-RUN_FILES = ["config.json", "train.json", "tokens.json", "loss.jsonl", "predictions.jsonl", "controls.jsonl", "metrics.json", "failed.json",
+RUN_FILES = ["config.json", "train.json", "tokens.json", "loss.jsonl", "predictions.jsonl", "loglik.jsonl", "blind.jsonl", "negative.jsonl",
+             "controls.jsonl", "metrics.json", "failed.json",
              "checkpoint", "trainer"]
 IDENTITY = ["recipe", "base", "seed", "budget", "size", "scale", "lora", "epochs", "lr", "eval_n", "suites"]
 
@@ -216,12 +217,36 @@ def _load(checkpoint):
     model, processor = load_model(checkpoint)
     return model.to(process_state().device), processor
 
+SUMMARY_KEYS = ("n_items", "datasets", "language_avg", "vision_avg", "overall_avg", "skills")
+
+def _summary(m: dict) -> dict: return {k: m[k] for k in SUMMARY_KEYS if k in m}
+
 def _evaluate(run: Path, p: dict, checkpoint: str) -> tuple[dict, float]:
+    """Score a checkpoint: the held-out suites with the paper's generate scorer (`predictions.jsonl`, the headline
+    `metrics.json` scores) and with the log-likelihood scorer (`loglik.jsonl`, `metrics["loglik"]`); the vision suites
+    again with blank images (`blind.jsonl`, `metrics["blind"]`); the negative control with both scorers
+    (`negative.jsonl`, `metrics["negative"]`); the training-task controls (`controls.jsonl`, `metrics["controls"]`)."""
+    from mmkit import tasks
     from mmkit.evaluate import evaluate
-    t0 = time.time()
+    t0 = time.time(); main = process_state().is_main_process
     model, processor = _load(checkpoint)
-    metrics, preds = evaluate(model, processor, suites=_heldout(p), n=p["eval_n"], seed=p["seed"], progress=True)
-    if process_state().is_main_process: atomic_write_jsonl(run/"predictions.jsonl", preds)
+    suites = _heldout(p)
+    kw = dict(n=p["eval_n"], seed=p["seed"], progress=True)
+    metrics, preds = evaluate(model, processor, suites=suites, **kw)
+    if main: atomic_write_jsonl(run/"predictions.jsonl", preds)
+    ll, ll_rows = evaluate(model, processor, suites=suites, scorer="loglik", **kw)
+    if main: atomic_write_jsonl(run/"loglik.jsonl", ll_rows)
+    metrics["loglik"] = _summary(ll)
+    vision = {k: v for k, v in suites.items() if k in tasks.VISION_SUITES}
+    if vision:
+        bl, bl_rows = evaluate(model, processor, suites=vision, blind=True, **kw)
+        if main: atomic_write_jsonl(run/"blind.jsonl", bl_rows)
+        metrics["blind"] = _summary(bl)
+    neg = _heldout(dict(p, suites=[tasks.NEGATIVE_SUITE]))
+    ng, ng_rows = evaluate(model, processor, suites=neg, **kw)
+    nl, nl_rows = evaluate(model, processor, suites=neg, scorer="loglik", **kw)
+    if main: atomic_write_jsonl(run/"negative.jsonl", ng_rows + nl_rows)
+    metrics["negative"] = dict(generate=ng["overall_avg"], loglik=nl["overall_avg"], n=ng["n_items"])
     metrics["controls"] = _controls(run, model, processor, p["eval_n"], p["seed"])
     return metrics, round(time.time() - t0, 2)
 

@@ -9,15 +9,16 @@ from pathlib import Path
 from .config import MMKitError, cache_dir, config_hash, atomic_write_json
 from .world import (SHAPES, COLORS, OBJECT_SIZES, ROWS, COLS, Scene, sample_split_scene, render,
                          png_bytes, describe, fix_articles, PHRASINGS, fact, all_facts, FACT_PHRASINGS, CORNERS, MEANINGS,
-                         CREATURES, ARITH_MAX, creature_of)
+                         CREATURES, ARITH_MAX, creature_of, statements, relation, RELATIONS, NUMBER_WORDS)
 import mmkit.world as world
 
 # %% auto #0
 __all__ = ['LETTERS', 'ANSWER_STYLE', 'SHORT_SUFFIX', 'MC_SUFFIX', 'YN_SUFFIX', 'PASSAGE_INTRO', 'Q', 'K', 'NAMES', 'PLACES',
-           'PRONOUN', 'YN', 'IMK', 'TRAIN_TASKS', 'LANGUAGE_SUITES', 'VISION_SUITES', 'SUITES', 'HELDOUT_N', 'INSTR',
-           'HELDOUT_TEMPLATES', 'REL', 'POPE_CATEGORIES', 'POPULAR', 'HELDOUT_GENERATORS', 'SCALES', 'dataset_digest',
-           'stage0_corpus', 'stage1_captions', 'instruction_pools', 'heldout', 'check_item', 'check_heldout',
-           'heldout_phrases', 'check_leakage', 'export_llava', 'build_microcosm', 'microcosm']
+           'PRONOUN', 'CONTEXT_KINDS', 'STAGE0_WEIGHTS', 'WORDS', 'CONCEPTS', 'SCENE_YN', 'YN', 'IMK', 'TRAIN_TASKS',
+           'LANGUAGE_SUITES', 'VISION_SUITES', 'SUITES', 'NEGATIVE_SUITE', 'HELDOUT_N', 'INSTR', 'HELDOUT_TEMPLATES',
+           'POPE_CATEGORIES', 'POPULAR', 'HELDOUT_GENERATORS', 'SCALES', 'dataset_digest', 'stage0_corpus',
+           'stage1_captions', 'instruction_pools', 'heldout', 'check_item', 'check_heldout', 'heldout_phrases',
+           'check_leakage', 'export_llava', 'build_microcosm', 'microcosm']
 
 # %% ../nbs/03_tasks.ipynb #5e41ff65
 LETTERS = "ABCDEFGH"
@@ -111,7 +112,7 @@ def _plus_distractors(rng, c, k=3):
     pool = [x for x in range(max(0, c - 4), c + 5) if x != c]
     return [str(x) for x in rng.sample(pool, k)]
 
-# %% ../nbs/03_tasks.ipynb #94264e21
+# %% ../nbs/03_tasks.ipynb #f0badc5c
 def _story(rng, heldout_names=False):
     "A tiny story: (text, spec) with spec = [name, color, shape, size, place, receiver]."
     n1, n2 = rng.sample(NAMES, 2)
@@ -123,49 +124,105 @@ def _story(rng, heldout_names=False):
     ])
     return t.format(n1=n1, n2=n2, sh=sh, co=co, sz=sz, pl=pl, P1=PRONOUN[n1].capitalize()), [n1, co, sh, sz, pl, n2]
 
+# %% ../nbs/03_tasks.ipynb #94264e21
+CONTEXT_KINDS = ("restate", "recap", "lookup", "repeat", "quiz")
+STAGE0_WEIGHTS = {"facts": 18, "scene": 6, "restate": 26, "recap": 9, "lookup": 5, "repeat": 6, "quiz": 12, "bridge": 10,
+                  "arith": 5, "concepts": 3}
+WORDS = sorted(set(SHAPES + COLORS + list(CREATURES) + NAMES + PLACES + list(MEANINGS.values())))
+CONCEPTS = [
+    "The grid has three rows: the top row, the middle row and the bottom row.",
+    "The top row is above the middle row, and the middle row is above the bottom row.",
+    "The grid has three columns: the left column, the center column and the right column.",
+    "The left column is left of the center column, and the center column is left of the right column.",
+    "If one object is left of another, the other is right of it.",
+    "If one object is above another, the other is below it.",
+    "A cell is named by its row and then its column, like the top left cell or the middle center cell.",
+    "Counting objects goes one, two, three, four.",
+    "An object is small or large.",
+    "If there is no object of a kind, the answer to whether there is one is no.",
+]
+
+def _quiz(rng, sc) -> str:
+    "Terse house-style Q/A lines about a scene (a style no instruction template uses)."
+    lines = []
+    for _ in range(rng.randint(2, 4)):
+        o = rng.choice(sc.objects); k = rng.randrange(6)
+        if k == 0: lines.append(f"Q: colour at {sc.pos(o)}? A: {o.color}.")
+        elif k == 1: lines.append(f"Q: shape at {sc.pos(o)}? A: {o.shape}.")
+        elif k == 2: lines.append(f"Q: place of the {o.name}? A: {sc.pos(o)}.")
+        elif k == 3: lines.append(f"Q: number of objects? A: {len(sc.objects)}.")
+        elif k == 4:
+            co, sh = rng.choice(COLORS), rng.choice(SHAPES)
+            lines.append(f"Q: any {co} {sh}? A: {'yes' if any(x.name == f'{co} {sh}' for x in sc.objects) else 'no'}.")
+        else: lines.append(f"Q: size of the {o.name}? A: {o.size}.")
+    return " ".join(lines)
+
+def _fact_key(rng, kind):
+    return {"corners": lambda: rng.choice(SHAPES), "meanings": lambda: rng.choice(COLORS), "creatures": lambda: rng.choice(list(CREATURES)),
+            "arithmetic": lambda: (rng.randint(0, ARITH_MAX), rng.randint(0, ARITH_MAX))}[kind]()
+
 def _corpus_doc(rng, kind):
     "One corpus document and the training scenes (canonical descriptions) it uses."
-    if kind == "scene":
+    if kind in ("scene", "restate", "quiz", "bridge"):
         sc = sample_split_scene(rng, False)
-        return describe(sc, rng.randrange(len(PHRASINGS))), [describe(sc)]
+        d = describe(sc, rng.randrange(len(PHRASINGS)))
+        if kind == "restate":
+            st = statements(sc, rng); rng.shuffle(st)
+            d += " " + " ".join(st[:rng.randint(3, 6)])
+        elif kind == "quiz": d += "\n" + _quiz(rng, sc)
+        elif kind == "bridge":
+            o = rng.choice(sc.objects); cr = creature_of(o.color, o.shape)
+            d += " " + rng.choice([f"The {o.name} has {CORNERS[o.shape]} corners.", f"The color of the {o.name} stands for {MEANINGS[o.color]}."]
+                                  + ([f"The {o.name} is a {cr}."] * 2 if cr else []))
+        return d, [describe(sc)]
     if kind == "facts":
         ks = rng.choices(["corners", "meanings", "creatures", "arithmetic"], weights=[2, 2, 3, 1], k=rng.randint(1, 3))
-        out = []
-        for k in ks:
-            key = {"corners": lambda: rng.choice(SHAPES), "meanings": lambda: rng.choice(COLORS), "creatures": lambda: rng.choice(list(CREATURES)),
-                   "arithmetic": lambda: (rng.randint(0, ARITH_MAX), rng.randint(0, ARITH_MAX))}[k]()
-            out.append(fact(k, key, rng.randrange(len(FACT_PHRASINGS[k]))))
-        return " ".join(out), []
-    if kind == "story":
+        facts = [fact(k, _fact_key(rng, k), rng.randrange(len(FACT_PHRASINGS[k]))) for k in ks]
+        if rng.random() < 0.3:                                      # a knowledge quiz line in the house style
+            k = rng.choice(["corners", "meanings", "creatures"]); key = _fact_key(rng, k)
+            facts.append({"corners": lambda: f"Q: corners of a {key}? A: {CORNERS[key]}.",
+                          "meanings": lambda: f"Q: meaning of {key}? A: {MEANINGS[key]}.",
+                          "creatures": lambda: f"Q: what is a {key}? A: a {CREATURES[key][0]} {CREATURES[key][1]}."}[k]())
+        return " ".join(facts), []
+    if kind == "recap":
         text, (n1, co, sh, sz, pl, n2) = _story(rng)
-        extra = rng.choice(["", f" The {sh} had {CORNERS[sh]} corners.", f" Its color, {co}, stands for {MEANINGS[co]}."])
-        return text + extra, []
+        recap = [f"{n1} found the {co} {sh}.", f"{n2} got the {sh} from {n1}.", f"The {sh} ended up in the {pl}.",
+                 f"The {sh} was {co}.", f"The {sh} was {sz}."]
+        rng.shuffle(recap)
+        return text + " " + rng.choice(["In short:", "So:", "To sum up:"]) + " " + " ".join(recap[:rng.randint(2, 4)]), []
+    if kind == "lookup":
+        names = rng.sample(NAMES, rng.randint(3, 5)); nums = [rng.randint(1, 9) for _ in names]
+        things = rng.sample(PLACES, len(names)) if len(names) <= len(PLACES) else None
+        table = ", ".join(f"{n} {v}" for n, v in zip(names, nums))
+        k = rng.randrange(len(names))
+        if things and rng.random() < 0.5:
+            table = ", ".join(f"{n} has the {t}" for n, t in zip(names, things))
+            return f"Who has what: {table}. So {names[k]} has the {things[k]}.", []
+        return f"Locker numbers: {table}. So {names[k]}'s locker is {nums[k]}.", []
+    if kind == "repeat":
+        seq = " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 14)))
+        return f"{seq}. {seq}.", []
     if kind == "arith":
         a, b = rng.randint(0, ARITH_MAX), rng.randint(0, ARITH_MAX)
         return f"{a} plus {b} is {a + b}. {b} plus {a} is also {a + b}.", []
-    # "bridge": a scene object linked to a fact about it
-    sc = sample_split_scene(rng, False)
-    o = rng.choice(sc.objects)
-    cr = creature_of(o.color, o.shape)
-    link = rng.choice([f"The {o.name} has {CORNERS[o.shape]} corners.", f"The {o.color} of the {o.shape} stands for {MEANINGS[o.color]}."]
-                      + ([f"The {o.name} is a {cr}."] * 2 if cr else []))
-    return describe(sc, rng.randrange(len(PHRASINGS))) + " " + link, [describe(sc)]
+    return " ".join(rng.sample(CONCEPTS, rng.randint(2, 4))), []        # concepts
 
 def _stage0(seed, n):
     rng = random.Random(f"stage0-{seed}")
-    docs, used = [], []
+    docs, used, kinds_out = [], [], []
     if n >= 2 * len(all_facts()):                      # every fact in every phrasing at least once
-        docs += all_facts(); used += [[] for _ in docs]
-    kinds = rng.choices(["scene", "facts", "story", "arith", "bridge"], weights=[35, 25, 20, 8, 12], k=max(0, n - len(docs)))
+        docs += all_facts(); used += [[] for _ in docs]; kinds_out += ["facts"] * len(docs)
+    kinds = rng.choices(list(STAGE0_WEIGHTS), weights=list(STAGE0_WEIGHTS.values()), k=max(0, n - len(docs)))
     for k in kinds:
-        d, u = _corpus_doc(rng, k); docs.append(fix_articles(d)); used.append(u)
+        d, u = _corpus_doc(rng, k); docs.append(fix_articles(d)); used.append(u); kinds_out.append(k)
     order = list(range(len(docs))); rng.shuffle(order)
-    return [docs[i] for i in order], [used[i] for i in order]
+    return [docs[i] for i in order], [used[i] for i in order], [kinds_out[i] for i in order]
 
-def stage0_corpus(seed: int = 0, n: int = 16_000) -> list[str]:
-    "Stage-0 LM corpus: `n` short raw-text documents (1–4 sentences each), deterministic in `seed`."
+def stage0_corpus(seed: int = 0, n: int = 16_000, kinds: bool = False):
+    "Stage-0 LM corpus: `n` raw-text documents, deterministic in `seed` (with `kinds=True`: `(docs, kind of each)`)."
     if not isinstance(n, int) or n < 1: raise MMKitError(f"stage0_corpus: n must be a positive int, got {n!r}")
-    return _stage0(seed, n)[0]
+    docs, _, ks = _stage0(seed, n)
+    return (docs, ks) if kinds else docs
 
 # %% ../nbs/03_tasks.ipynb #2b38931d
 def _captions(seed, n, image_size):
@@ -173,21 +230,23 @@ def _captions(seed, n, image_size):
     rows, used = [], []
     for i in range(n):
         sc = sample_split_scene(rng, False)
+        st = statements(sc, rng); rng.shuffle(st)
         rows.append(dict(id=f"caption-{seed}-{i:06d}", image=_img(sc, image_size),
-                         conversations=[{"from": "human", "value": "<image>"}, {"from": "gpt", "value": describe(sc)}],
+                         conversations=[{"from": "human", "value": "<image>"},
+                                        {"from": "gpt", "value": describe(sc) + " " + " ".join(st[:rng.randint(2, 4)])}],
                          task="caption", modality="vision"))
         used.append([describe(sc)])
     return _to_dataset(rows, _training_features()), used
 
 def stage1_captions(seed: int = 0, n: int = 12_000, image_size: int = 64):
-    "Stage-1 alignment data: `n` (image, canonical description) records of training scenes."
+    "Stage-1 alignment data: `n` (image, canonical description + statements) records of training scenes."
     if not isinstance(n, int) or n < 1: raise MMKitError(f"stage1_captions: n must be a positive int, got {n!r}")
     return _captions(seed, n, image_size)[0]
 
 # %% ../nbs/03_tasks.ipynb #666a0886
-def _scene_question(rng, sc):
+def _scene_question(rng, sc, kinds=("color_at", "shape_at", "where", "count", "count_color", "size")):
     "A short-answer question about a scene and its answer (shared by scene_qa and image_qa)."
-    kind = rng.choice(list(Q))
+    kind = rng.choice(list(kinds))
     o = rng.choice(sc.objects)
     if kind == "color_at": return _fill(rng, Q[kind], pos=sc.pos(o)), o.color
     if kind == "shape_at": return _fill(rng, Q[kind], pos=sc.pos(o)), o.shape
@@ -198,11 +257,47 @@ def _scene_question(rng, sc):
         return _fill(rng, Q[kind], color=co), str(sum(x.color == co for x in sc.objects))
     return _fill(rng, Q[kind], name=o.name), o.size
 
+def _passage(rng, sc):
+    return rng.choice(PASSAGE_INTRO).format(d=describe(sc, rng.randrange(len(PHRASINGS))))
+
 def _t_scene_qa(rng, i):
     sc = sample_split_scene(rng, False)
     q, a = _scene_question(rng, sc)
-    d = describe(sc, rng.randrange(len(PHRASINGS)))
-    return f"{rng.choice(PASSAGE_INTRO).format(d=d)}\n{q} {rng.choice(SHORT_SUFFIX)}", a, None, [describe(sc)]
+    return f"{_passage(rng, sc)}\n{q} {rng.choice(SHORT_SUFFIX)}", a, None, [describe(sc)]
+
+SCENE_YN = {"exists": ["Does the scene contain a {name}?", "Is a {name} part of the scene?", "Can a {name} be found in the scene?"],
+            "relation": ["Is the {a} {rel} the {b}?", "Does the {a} sit {rel} the {b}?", "Would you say the {a} is {rel} the {b}?"]}
+
+def _t_scene_yn(rng, i):
+    want = "yes" if i % 2 == 0 else "no"
+    kind = rng.choice(list(SCENE_YN))
+    if kind == "exists":
+        sc = sample_split_scene(rng, False)
+        present = sorted({(o.color, o.shape) for o in sc.objects})
+        co, sh = rng.choice(present) if want == "yes" else rng.choice([(c, s) for c in COLORS for s in SHAPES if (c, s) not in present])
+        q = _fill(rng, SCENE_YN[kind], name=f"{co} {sh}")
+    else:
+        pairs = lambda s: [(a, b) for a in s.objects for b in s.objects if relation(s, a, b)]
+        sc = sample_split_scene(rng, False, min_objects=2, where=lambda s: bool(pairs(s)))
+        a, b = rng.choice(pairs(sc)); rel = relation(sc, a, b)
+        if want == "no": rel = rng.choice([r for r in RELATIONS if r != rel])
+        q = _fill(rng, SCENE_YN[kind], a=a.name, b=b.name, rel=rel)
+    return f"{_passage(rng, sc)}\n{q} {rng.choice(YN_SUFFIX)}", want, None, [describe(sc)]
+
+def _t_scene_mc(rng, i):
+    gold = i % 4
+    sc = sample_split_scene(rng, False)
+    kind = rng.choice(["color_at", "shape_at", "where", "count", "corners_at"])
+    o = rng.choice(sc.objects)
+    if kind == "color_at": q, ch = _fill(rng, Q[kind], pos=sc.pos(o)), _place(o.color, rng.sample([c for c in COLORS if c != o.color], 3), gold, rng)
+    elif kind == "shape_at": q, ch = _fill(rng, Q[kind], pos=sc.pos(o)), _place(o.shape, rng.sample([s for s in SHAPES if s != o.shape], 3), gold, rng)
+    elif kind == "where":
+        cells = [f"{r} {c}" for r in ROWS for c in COLS]
+        q, ch = _fill(rng, Q[kind], name=o.name), _place(sc.pos(o), rng.sample([c for c in cells if c != sc.pos(o)], 3), gold, rng)
+    elif kind == "count":
+        n = len(sc.objects); q, ch = _fill(rng, Q[kind]), _place(str(n), [str(x) for x in range(1, 6) if x != n][:3] if n > 4 else [str(x) for x in range(1, 5) if x != n], gold, rng)
+    else: q, ch = _fill(rng, IMK["corners_at"], pos=sc.pos(o)), _place(str(CORNERS[o.shape]), [str(v) for v in {0, 3, 4, 12} - {CORNERS[o.shape]}], gold, rng)
+    return f"{_passage(rng, sc)}\n{q}\n{_options(ch)}\n{rng.choice(MC_SUFFIX)}", LETTERS[gold], None, [describe(sc)]
 
 def _knowledge_q(rng):
     kind = rng.choice(["corners", "meaning", "creature_color", "creature_shape", "creature_name", "plus"])
@@ -220,7 +315,7 @@ def _t_knowledge_qa(rng, i):
     return f"{q} {rng.choice(SHORT_SUFFIX)}", a, None, []
 
 def _t_knowledge_mc(rng, i):
-    kind, gold = rng.choice(["corners", "meaning", "creature_name", "shape_with", "plus"]), i % 4
+    kind, gold = rng.choice(["corners", "meaning", "creature_name", "plus"]), i % 4
     if kind == "corners":
         sh = rng.choice(SHAPES); q = _fill(rng, K[kind], shape=sh)
         ch = _place(str(CORNERS[sh]), [str(v) for v in {0, 3, 4, 12} - {CORNERS[sh]}], gold, rng)
@@ -230,49 +325,47 @@ def _t_knowledge_mc(rng, i):
     elif kind == "creature_name":
         cr = rng.choice(list(CREATURES)); q = _fill(rng, K[kind], color=CREATURES[cr][0], shape=CREATURES[cr][1])
         ch = _place(cr, rng.sample([c for c in CREATURES if c != cr], 3), gold, rng)
-    elif kind == "shape_with":
-        sh = rng.choice(["circle", "triangle", "cross"]); q = _fill(rng, K[kind], n=CORNERS[sh])
-        ch = _place(sh, rng.sample([s for s in SHAPES if CORNERS[s] != CORNERS[sh]], 3), gold, rng)
     else:
         a, b = rng.randint(0, ARITH_MAX), rng.randint(0, ARITH_MAX); q = _fill(rng, K["plus"], a=a, b=b)
         ch = _place(str(a + b), _plus_distractors(rng, a + b), gold, rng)
     return f"{q}\n{_options(ch)}\n{rng.choice(MC_SUFFIX)}", LETTERS[gold], None, []
 
 YN = {
-    "has_corners": ["Does a {c1} have corners?", "Does a {c1} have any corners?", "Are there corners on a {c1}?"],
-    "more_corners": ["Does a {c1} have more corners than a {c2}?", "Has a {c1} got more corners than a {c2}?",
-                     "Compared with a {c2}, does a {c1} have more corners?"],
-    "color_means": ["Is a {c1} the color of {m}?", "Does the color of a {c1} stand for {m}?", "Is a {c1} colored like {m}?"],
-    "same_color": ["Are a {c1} and a {c2} the same color?", "Do a {c1} and a {c2} share a color?", "Is a {c1} colored like a {c2}?"],
-    "sum_is": ["Is {a} plus {b} equal to {c}?", "Do {a} and {b} make {c}?", "Is the sum of {a} and {b} {c}?"],
+    "corners": ["Does a {shape} have {n} corners?", "Are there {n} corners on a {shape}?", "Has a {shape} got {n} corners?"],
+    "meaning": ["Does {color} stand for {m}?", "Is {color} the color of {m}?", "Does the color {color} mean {m}?"],
+    "creature": ["Is a {creature} a {color} {shape}?", "Does a {creature} look like a {color} {shape}?", "Is every {creature} a {color} {shape}?"],
+    "sum": ["Is {a} plus {b} equal to {c}?", "Do {a} and {b} make {c}?", "Is the sum of {a} and {b} {c}?"],
 }
 
-def _t_yesno(rng, i):
-    want = "yes" if i % 2 == 0 else "no"
-    while True:
-        kind = rng.choice(list(YN))
-        c1, c2 = rng.sample(list(CREATURES), 2)
-        a, b = rng.randint(0, ARITH_MAX), rng.randint(0, ARITH_MAX)
-        m = rng.choice(list(MEANINGS.values())); c = a + b + rng.choice([0, 0, 1, -1, 2])
-        truth = {"has_corners": CORNERS[CREATURES[c1][1]] > 0,
-                 "more_corners": CORNERS[CREATURES[c1][1]] > CORNERS[CREATURES[c2][1]],
-                 "color_means": MEANINGS[CREATURES[c1][0]] == m, "same_color": CREATURES[c1][0] == CREATURES[c2][0],
-                 "sum_is": a + b == c}[kind]
-        if ("yes" if truth else "no") == want: break
-    q = rng.choice(YN[kind]).format(c1=c1, c2=c2, m=m, a=a, b=b, c=c)
-    return f"{q} {rng.choice(YN_SUFFIX)}", want, None, []
+def _t_knowledge_yn(rng, i):
+    want = i % 2 == 0
+    kind = rng.choice(list(YN))
+    if kind == "corners":
+        sh = rng.choice(SHAPES); n = CORNERS[sh] if want else rng.choice([v for v in (0, 3, 4, 12) if v != CORNERS[sh]])
+        q = rng.choice(YN[kind]).format(shape=sh, n=n)
+    elif kind == "meaning":
+        co = rng.choice(COLORS); m = MEANINGS[co] if want else rng.choice([v for v in MEANINGS.values() if v != MEANINGS[co]])
+        q = rng.choice(YN[kind]).format(color=co, m=m)
+    elif kind == "creature":
+        cr = rng.choice(list(CREATURES)); co, sh = CREATURES[cr]
+        if not want: co, sh = rng.choice([(c, s) for c in COLORS for s in SHAPES if (c, s) != (co, sh)])
+        q = rng.choice(YN[kind]).format(creature=cr, color=co, shape=sh)
+    else:
+        a, b = rng.randint(0, ARITH_MAX), rng.randint(0, ARITH_MAX); c = a + b if want else a + b + rng.choice([-2, -1, 1, 2])
+        q = rng.choice(YN[kind]).format(a=a, b=b, c=c)
+    return f"{q} {rng.choice(YN_SUFFIX)}", "yes" if want else "no", None, []
 
 def _t_story_qa(rng, i):
     text, (n1, co, sh, sz, pl, n2) = _story(rng)
     q, a = rng.choice([(f"Who found the {co} {sh}?", n1), (f"Who got the {co} {sh} from {n1}?", n2),
                        (f"Where did {n2} put the {sh}?", pl), (f"What color was the shape {n1} found?", co),
-                       (f"How many corners did the shape {n1} found have?", str(CORNERS[sh])), (f"Was the {sh} small or large?", sz)])
+                       (f"Was the {sh} small or large?", sz)])
     intro = rng.choice(["{s}", "Story: {s}", "Read this: {s}", "Here is a short story. {s}", "{s} Think about the story."])
     return f"{intro.format(s=text)}\n{q} {rng.choice(SHORT_SUFFIX)}", a, None, []
 
 def _t_image_qa(rng, i):
     sc = sample_split_scene(rng, False)
-    q, a = _scene_question(rng, sc)
+    q, a = _scene_question(rng, sc, ("color_at", "shape_at", "count", "count_color", "size"))
     return f"{q} {rng.choice(SHORT_SUFFIX)}", a, sc, [describe(sc)]
 
 IMK = {"corners_at": ["How many corners does the object at the {pos} have?", "The shape at the {pos} has how many corners?",
@@ -297,9 +390,9 @@ def _t_image_knowledge_mc(rng, i):
     return f"{q}\n{_options(ch)}\n{rng.choice(MC_SUFFIX)}", LETTERS[gold], sc, [describe(sc)]
 
 TRAIN_TASKS = {  # name: (generator, modality, default size per task)
-    "scene_qa": (_t_scene_qa, "language", 1000), "knowledge_qa": (_t_knowledge_qa, "language", 1000),
-    "knowledge_mc": (_t_knowledge_mc, "language", 1000), "yesno": (_t_yesno, "language", 1000),
-    "story_qa": (_t_story_qa, "language", 1000),
+    "scene_qa": (_t_scene_qa, "language", 800), "scene_yn": (_t_scene_yn, "language", 800), "scene_mc": (_t_scene_mc, "language", 800),
+    "knowledge_qa": (_t_knowledge_qa, "language", 600), "knowledge_mc": (_t_knowledge_mc, "language", 600),
+    "knowledge_yn": (_t_knowledge_yn, "language", 600), "story_qa": (_t_story_qa, "language", 600),
     "image_qa": (_t_image_qa, "vision", 2500), "image_knowledge_mc": (_t_image_knowledge_mc, "vision", 2500),
 }
 
@@ -323,100 +416,91 @@ def instruction_pools(seed: int = 0, n_per_task: int|None = None, image_size: in
 LANGUAGE_SUITES = ["boolq", "openbookqa", "race", "hellaswag"]
 VISION_SUITES = ["pope", "gqa", "ai2d", "realworldqa", "scienceqa"]
 SUITES = LANGUAGE_SUITES + VISION_SUITES
+NEGATIVE_SUITE = "negative"
 HELDOUT_N = 240
 INSTR = {"letter": "Answer with the option's letter from the given choices directly.",
          "yesno": "Answer the question using a single word or phrase.",
          "short": "Answer the question using a single word or phrase."}
 HELDOUT_TEMPLATES = {
-    "boolq": ["Passage: {passage}\nQuestion: {q}", "Is the {a} to the left of the {b}?", "Is the {a} to the right of the {b}?",
-              "Is the {a} higher up than the {b}?", "Is the {a} lower down than the {b}?"],
-    "openbookqa": ["Using two facts you know, how many corners would a {c} show?", "The color of a {c} is a sign of what?",
-                   "A {c} sits beside a {c2}. Together, how many corners do they have?"],
+    "boolq": ["Passage: {passage}\nQuestion: {q}", "Does the passage mention exactly {n} shapes?",
+              "Going by the passage, is the {name} {size}?", "Going by the passage, is the {pos} shape {color}?"],
+    "openbookqa": ["Of what color is every {c}?", "Which form does a {c} take?"],
     "race": ["Read the story and answer.\n{story}\nQuestion: {q}", "Which child put a shape into the {pl}?",
-             "What was the color of the shape that {n} discovered?", "Whose shape had the largest number of corners?",
-             "Into what did {n} place the {name}?"],
+             "What was the color of the shape that {n} discovered?", "Into what did {n} place the {name}?"],
     "hellaswag": ["{ctx} ...\nWhich ending is the most plausible?", "{n} wanted to draw a {c}. First {p} took a",
                   "{n} pointed at each corner of a {s} and counted out loud. At the end {p} said",
                   "The guards raised a {co} flag. Everyone understood that it warned about",
                   "{n} had {a} marbles and found {b} more. Now {p} has"],
     "pope": ["Is there a {co} {s} in the image?"],
-    "gqa": ["What is the {attr} of the object directly {rel} the {name}?"],
-    "ai2d": ["Add up the corners of every shape in this diagram. What is the total?",
-             "One shape in this diagram is a creature. Which creature is it?"],
-    "realworldqa": ["How many shapes are in the {row} row of the picture?", "How many shapes does the picture contain in all?",
-                    "Where is the {a} located relative to the {b}?"],
-    "scienceqa": ["Which object in the picture has exactly {n} corners?", "Which statement about shapes and colors is true?"],
+    "gqa": ["In which part of the picture is the {name}?"],
+    "ai2d": ["How many shapes does this diagram show?", "How many {co} shapes does this diagram show?"],
+    "realworldqa": ["How is the {a} placed relative to the {b}?"],
+    "scienceqa": ["Which shape appears in the {pos} part of the picture?", "Which statement about shapes and colors is true?"],
+    "negative": ["Which object in the picture is the heaviest?", "Which of these creatures is the oldest?"],
 }
-REL = {"left": "to the left of", "right": "to the right of", "above": "above", "below": "below"}
 POPE_CATEGORIES = ["random", "popular", "adversarial"]
 POPULAR = sorted(CREATURES.values())   # the objects the text world talks about most: the creatures
 
 def _h(suite, k, **kw): return HELDOUT_TEMPLATES[suite][k].format(**kw)
 def _mcq(q, choices): return f"{q}\n{_options(choices)}\n{INSTR['letter']}"
+def _item(question, choices, answer, answer_type, category, skill, scene, spec, image):
+    return dict(question=question, choices=choices, answer=answer, answer_type=answer_type, category=category, skill=skill,
+                scene=scene, spec=spec, image=image)
 
 def _ho_boolq(rng, i):
-    want = "yes" if i % 2 == 0 else "no"
-    kind = ["left", "right", "above", "below"][(i // 2) % 4]
-    while True:
-        sc = sample_split_scene(rng, True, min_objects=2)
-        a, b = rng.sample(sc.objects, 2)
-        truth = {"left": a.col < b.col, "right": a.col > b.col, "above": a.row < b.row, "below": a.row > b.row}[kind]
-        if ("yes" if truth else "no") == want: break
-    q = _h("boolq", 1 + ["left", "right", "above", "below"].index(kind), a=a.name, b=b.name)
+    want, kind = i % 2 == 0, ["count", "size", "color_at"][(i // 2) % 3]
+    sc = sample_split_scene(rng, True); o = rng.choice(sc.objects)
+    if kind == "count":
+        n = len(sc.objects) if want else rng.choice([x for x in range(1, 5) if x != len(sc.objects)])
+        q, spec = _h("boolq", 1, n=NUMBER_WORDS[n]), {"kind": "count_is", "n": n}
+    elif kind == "size":
+        sz = o.size if want else next(s for s in OBJECT_SIZES if s != o.size)
+        q, spec = _h("boolq", 2, name=o.name, size=sz), {"kind": "size_is", "name": o.name, "size": sz}
+    else:
+        co = o.color if want else rng.choice([c for c in COLORS if c != o.color])
+        q, spec = _h("boolq", 3, pos=sc.pos(o), color=co), {"kind": "color_at_is", "pos": sc.pos(o), "color": co}
     passage = describe(sc, rng.randrange(1, len(PHRASINGS)))
-    return dict(question=f"{_h('boolq', 0, passage=passage, q=q)}\n{INSTR['yesno']}", choices=[], answer=want, answer_type="yesno",
-                category=kind, scene=sc.to_json(), spec={"kind": kind, "a": a.name, "b": b.name}, image=None)
+    return _item(f"{_h('boolq', 0, passage=passage, q=q)}\n{INSTR['yesno']}", [], "yes" if want else "no", "yesno", kind, kind,
+                 sc.to_json(), spec, None)
 
 def _ho_openbookqa(rng, i):
-    gold, kind = i % 4, ["corners", "meaning", "pair"][(i // 4) % 3]
-    c, c2 = rng.sample(list(CREATURES), 2)
-    if kind == "corners":
-        v = CORNERS[CREATURES[c][1]]; ch = _place(str(v), [str(x) for x in {0, 3, 4, 12} - {v}], gold, rng); q = _h("openbookqa", 0, c=c)
-    elif kind == "meaning":
-        v = MEANINGS[CREATURES[c][0]]; ch = _place(v, rng.sample([m for m in MEANINGS.values() if m != v], 3), gold, rng)
-        q = _h("openbookqa", 1, c=c)
-    else:
-        v = CORNERS[CREATURES[c][1]] + CORNERS[CREATURES[c2][1]]; q = _h("openbookqa", 2, c=c, c2=c2)
-        ch = _place(str(v), _plus_distractors(rng, v), gold, rng)
-    return dict(question=_mcq(q, ch), choices=ch, answer=LETTERS[gold], answer_type="letter", category=kind, scene="",
-                spec={"kind": f"two_hop_{kind}", "creatures": [c, c2] if kind == "pair" else [c]}, image=None)
+    gold, kind = i % 4, ["creature_color", "creature_shape"][(i // 4) % 2]
+    c = rng.choice(list(CREATURES)); co, sh = CREATURES[c]
+    if kind == "creature_color": q, ch = _h("openbookqa", 0, c=c), _place(co, rng.sample([x for x in COLORS if x != co], 3), gold, rng)
+    else: q, ch = _h("openbookqa", 1, c=c), _place(sh, rng.sample([x for x in SHAPES if x != sh], 3), gold, rng)
+    return _item(_mcq(q, ch), ch, LETTERS[gold], "letter", kind, kind, "", {"kind": kind, "creature": c}, None)
 
 def _ho_race(rng, i):
-    gold, kind = i % 4, ["who_place", "color", "most_corners", "where"][(i // 4) % 4]
-    while True:
-        names = rng.sample(NAMES, 4); places = rng.sample(PLACES, 3)
-        kinds = rng.sample([(co, sh) for co in COLORS for sh in SHAPES], 3)
-        story = [[n, co, sh, rng.choice(OBJECT_SIZES), pl] for n, (co, sh), pl in zip(names[:3], kinds, places)]
-        corners = [CORNERS[s[2]] for s in story]
-        if kind != "most_corners" or corners.count(max(corners)) == 1: break
+    gold, kind = i % 4, ["who", "color", "where"][(i // 4) % 3]
+    names = rng.sample(NAMES, 4); places = rng.sample(PLACES, 3)
+    kinds = rng.sample([(co, sh) for co in COLORS for sh in SHAPES], 3)
+    story = [[n, co, sh, rng.choice(OBJECT_SIZES), pl] for n, (co, sh), pl in zip(names[:3], kinds, places)]
     sents = [rng.choice(["{n} discovered a {sz} {co} {sh} in the yard and put it into the {pl}.",
                          "Walking home, {n} spotted a {co} {sh}, which was {sz}, and dropped it in the {pl}.",
                          "{n} came across a {sz} {co} {sh}. {P} carried it home and placed it in the {pl}."])
              .format(n=n, co=co, sh=sh, sz=sz, pl=pl, P=PRONOUN[n].capitalize()) for n, co, sh, sz, pl in story]
     sents.insert(0, rng.choice(["It was a windy afternoon and three friends were outside.", "The children had a free day after school."]))
     sents.append(rng.choice(["In the evening they showed each other what they had found.", "Then they all went in for dinner."]))
-    t = rng.randrange(3); n, co, sh, sz, pl = story[t]
-    if kind == "who_place": q = _h("race", 1, pl=pl); ch = _place(n, [s[0] for s in story if s[0] != n] + [names[3]], gold, rng)
+    n, co, sh, sz, pl = story[rng.randrange(3)]
+    if kind == "who": q = _h("race", 1, pl=pl); ch = _place(n, [s[0] for s in story if s[0] != n] + [names[3]], gold, rng)
     elif kind == "color": q = _h("race", 2, n=n); ch = _place(co, rng.sample([c for c in COLORS if c != co], 3), gold, rng)
-    elif kind == "most_corners":
-        w = story[corners.index(max(corners))][0]; q = _h("race", 3); ch = _place(w, [s[0] for s in story if s[0] != w] + [names[3]], gold, rng)
-    else: q = _h("race", 4, n=n, name=f"{co} {sh}"); ch = _place(pl, rng.sample([p for p in PLACES if p != pl], 3), gold, rng)
-    return dict(question=_mcq(_h("race", 0, story=" ".join(sents), q=q), ch), choices=ch, answer=LETTERS[gold], answer_type="letter",
-                category=kind, scene=json.dumps({"story": story}), spec={"kind": f"story_{kind}", "name": n}, image=None)
+    else: q = _h("race", 3, n=n, name=f"{co} {sh}"); ch = _place(pl, rng.sample([p for p in PLACES if p != pl], 3), gold, rng)
+    return _item(_mcq(_h("race", 0, story=" ".join(sents), q=q), ch), ch, LETTERS[gold], "letter", kind, f"story_{kind}",
+                 json.dumps({"story": story}), {"kind": f"story_{kind}", "name": n, "place": pl}, None)
 
 def _ho_hellaswag(rng, i):
-    gold, kind = i % 4, ["draw", "count", "flag", "marbles"][(i // 4) % 4]
+    gold, kind = i % 4, ["creature", "corners", "meaning", "sum"][(i // 4) % 4]
     n = rng.choice(NAMES); p = PRONOUN[n]
-    if kind == "draw":
+    if kind == "creature":
         c = rng.choice(list(CREATURES)); co, sh = CREATURES[c]; ctx = _h("hellaswag", 1, n=n, c=c, p=p)
         end = lambda co, sh: f"{co} pencil and drew a {sh}."
         others = rng.sample([(x, y) for x in COLORS for y in SHAPES if (x, y) != (co, sh)], 3)
         ch = _place(end(co, sh), [end(*o) for o in others], gold, rng); spec = {"kind": "continue_draw", "creature": c}
-    elif kind == "count":
+    elif kind == "corners":
         s = rng.choice(SHAPES); ctx = _h("hellaswag", 2, n=n, s=s, p=p)
         ch = _place(f"the number {CORNERS[s]}.", [f"the number {v}." for v in {0, 3, 4, 12} - {CORNERS[s]}], gold, rng)
         spec = {"kind": "continue_count", "shape": s}
-    elif kind == "flag":
+    elif kind == "meaning":
         co = rng.choice(COLORS); ctx = _h("hellaswag", 3, co=co)
         ch = _place(f"{MEANINGS[co]}.", [f"{m}." for m in rng.sample([m for m in MEANINGS.values() if m != MEANINGS[co]], 3)], gold, rng)
         spec = {"kind": "continue_flag", "color": co}
@@ -424,8 +508,7 @@ def _ho_hellaswag(rng, i):
         a, b = rng.randint(1, ARITH_MAX), rng.randint(1, ARITH_MAX); ctx = _h("hellaswag", 4, n=n, a=a, b=b, p=p)
         ch = _place(f"{a + b} marbles.", [f"{d} marbles." for d in _plus_distractors(rng, a + b)], gold, rng)
         spec = {"kind": "continue_marbles", "a": a, "b": b}
-    return dict(question=_mcq(_h("hellaswag", 0, ctx=ctx), ch), choices=ch, answer=LETTERS[gold], answer_type="letter",
-                category=kind, scene="", spec=spec, image=None)
+    return _item(_mcq(_h("hellaswag", 0, ctx=ctx), ch), ch, LETTERS[gold], "letter", kind, kind, "", spec, None)
 
 def _ho_pope(rng, i):
     want, cat = ("yes" if i % 2 == 0 else "no"), POPE_CATEGORIES[(i // 2) % 3]
@@ -437,64 +520,44 @@ def _ho_pope(rng, i):
         if cat == "popular": absent = [x for x in absent if x in POPULAR]
         if cat == "adversarial": absent = [x for x in absent if any(x[0] == c or x[1] == s for c, s in present)]
         co, sh = rng.choice(absent)
-    return dict(question=f"{_h('pope', 0, co=co, s=sh)}\n{INSTR['yesno']}", choices=[], answer=want, answer_type="yesno",
-                category=cat, scene=sc.to_json(), spec={"kind": "exists", "color": co, "shape": sh}, image=sc)
+    return _item(f"{_h('pope', 0, co=co, s=sh)}\n{INSTR['yesno']}", [], want, "yesno", cat, "exists", sc.to_json(),
+                 {"kind": "exists", "color": co, "shape": sh}, sc)
 
 def _ho_gqa(rng, i):
-    rel, attr = ["left", "right", "above", "below"][i % 4], ["color", "shape"][(i // 4) % 2]
-    step = {"left": (0, -1), "right": (0, 1), "above": (-1, 0), "below": (1, 0)}[rel]
-    def pairs(sc):
-        at = {(o.row, o.col): o for o in sc.objects}
-        return [(a, at[(a.row + step[0], a.col + step[1])]) for a in sc.objects if (a.row + step[0], a.col + step[1]) in at]
-    sc = sample_split_scene(rng, True, min_objects=2, where=lambda s: bool(pairs(s)))
-    a, b = rng.choice(pairs(sc))
-    return dict(question=f"{_h('gqa', 0, attr=attr, rel=REL[rel], name=a.name)}\n{INSTR['short']}", choices=[],
-                answer=getattr(b, attr), answer_type="short", category=f"{rel}_{attr}", scene=sc.to_json(),
-                spec={"kind": "relate", "rel": rel, "attr": attr, "anchor": a.name}, image=sc)
+    sc = sample_split_scene(rng, True); o = rng.choice(sc.objects)
+    return _item(f"{_h('gqa', 0, name=o.name)}\n{INSTR['short']}", [], sc.pos(o), "short", "where", "where", sc.to_json(),
+                 {"kind": "where", "name": o.name}, sc)
 
 def _ho_ai2d(rng, i):
-    gold, kind = i % 4, ["total_corners", "which_creature"][(i // 4) % 2]
-    if kind == "total_corners":
-        sc = sample_split_scene(rng, True, min_objects=2); v = sum(CORNERS[o.shape] for o in sc.objects)
-        ch = _place(str(v), _plus_distractors(rng, v), gold, rng); q = _h("ai2d", 0)
+    gold, kind = i % 4, ["count", "count_color"][(i // 4) % 2]
+    sc = sample_split_scene(rng, True)
+    if kind == "count": v, q, spec = len(sc.objects), _h("ai2d", 0), {"kind": "count"}
     else:
-        sc = sample_split_scene(rng, True, where=lambda s: sum(creature_of(o.color, o.shape) is not None for o in s.objects) == 1)
-        cr = next(creature_of(o.color, o.shape) for o in sc.objects if creature_of(o.color, o.shape))
-        ch = _place(cr, rng.sample([c for c in CREATURES if c != cr], 3), gold, rng); q = _h("ai2d", 1)
-    return dict(question=_mcq(q, ch), choices=ch, answer=LETTERS[gold], answer_type="letter", category=kind, scene=sc.to_json(),
-                spec={"kind": kind}, image=sc)
+        co = rng.choice(sorted({o.color for o in sc.objects}) if rng.random() < 0.75 else COLORS)
+        v, q, spec = sum(o.color == co for o in sc.objects), _h("ai2d", 1, co=co), {"kind": "count_color", "color": co}
+    ch = _place(str(v), [str(x) for x in range(0, 5) if x != v and (kind == "count_color" or x > 0)][:3], gold, rng)
+    return _item(_mcq(q, ch), ch, LETTERS[gold], "letter", kind, kind, sc.to_json(), spec, sc)
 
 def _ho_realworldqa(rng, i):
-    gold, kind = i % 4, ["row_count", "total_count", "relative"][(i // 4) % 3]
-    if kind == "row_count":
-        sc = sample_split_scene(rng, True); row = rng.randrange(3); v = sum(o.row == row for o in sc.objects)
-        ch = _place(str(v), [str(x) for x in range(4) if x != v], gold, rng); q = _h("realworldqa", 0, row=ROWS[row]); spec = {"kind": kind, "row": ROWS[row]}
-    elif kind == "total_count":
-        sc = sample_split_scene(rng, True); v = len(sc.objects)
-        ch = _place(str(v), [str(x) for x in range(1, 5) if x != v], gold, rng); q = _h("realworldqa", 1); spec = {"kind": kind}
-    else:
-        aligned = lambda s: [(a, b) for a in s.objects for b in s.objects if a != b and (a.row == b.row or a.col == b.col)]
-        sc = sample_split_scene(rng, True, min_objects=2, where=lambda s: bool(aligned(s)))
-        a, b = rng.choice(aligned(sc))
-        v = "to the left" if a.col < b.col and a.row == b.row else "to the right" if a.row == b.row else "above" if a.row < b.row else "below"
-        ch = _place(v, [x for x in ["to the left", "to the right", "above", "below"] if x != v], gold, rng)
-        q = _h("realworldqa", 2, a=a.name, b=b.name); spec = {"kind": kind, "a": a.name, "b": b.name}
-    return dict(question=_mcq(q, ch), choices=ch, answer=LETTERS[gold], answer_type="letter", category=kind, scene=sc.to_json(),
-                spec=spec, image=sc)
+    gold = i % 4
+    pairs = lambda s: [(a, b) for a in s.objects for b in s.objects if relation(s, a, b)]
+    sc = sample_split_scene(rng, True, min_objects=2, where=lambda s: bool(pairs(s)))
+    a, b = rng.choice(pairs(sc)); v = relation(sc, a, b)
+    ch = _place(v, [x for x in RELATIONS if x != v], gold, rng)
+    return _item(_mcq(_h("realworldqa", 0, a=a.name, b=b.name), ch), ch, LETTERS[gold], "letter", "relation", "relation",
+                 sc.to_json(), {"kind": "relation", "a": a.name, "b": b.name}, sc)
 
 def _ho_scienceqa(rng, i):
     gold, with_image = i % 4, (i // 4) % 2 == 0
     if with_image:
-        def unique(s): return [o for o in s.objects if sum(CORNERS[x.shape] == CORNERS[o.shape] for x in s.objects) == 1]
-        sc = sample_split_scene(rng, True, where=lambda s: bool(unique(s)))
-        o = rng.choice(unique(sc)); n = CORNERS[o.shape]
-        wrong = [f"{c} {s}" for c in COLORS for s in SHAPES if CORNERS[s] != n]
-        ch = _place(o.name, rng.sample(wrong, 3), gold, rng)
-        return dict(question=_mcq(_h("scienceqa", 0, n=n), ch), choices=ch, answer=LETTERS[gold], answer_type="letter",
-                    category="image", scene=sc.to_json(), spec={"kind": "has_n_corners", "n": n}, image=sc)
+        sc = sample_split_scene(rng, True); o = rng.choice(sc.objects)
+        ch = _place(o.shape, rng.sample([s for s in SHAPES if s != o.shape], 3), gold, rng)
+        return _item(_mcq(_h("scienceqa", 0, pos=sc.pos(o)), ch), ch, LETTERS[gold], "letter", "image", "shape_at", sc.to_json(),
+                     {"kind": "shape_at", "pos": sc.pos(o)}, sc)
+    kind = rng.choice(["corners", "meaning"])
     def statement(true):
-        if rng.random() < 0.5:
-            s = rng.choice(SHAPES); v = CORNERS[s] if true else rng.choice([x for x in [0, 3, 4, 5, 6, 12] if x != CORNERS[s]])
+        if kind == "corners":
+            s = rng.choice(SHAPES); v = CORNERS[s] if true else rng.choice([x for x in [0, 3, 4, 12] if x != CORNERS[s]])
             return f"A {s} has {v} corners."
         c = rng.choice(COLORS); m = MEANINGS[c] if true else rng.choice([x for x in MEANINGS.values() if x != MEANINGS[c]])
         return f"The color {c} stands for {m}."
@@ -503,84 +566,93 @@ def _ho_scienceqa(rng, i):
         w = statement(False)
         if w not in wrong: wrong.append(w)
     ch = _place(correct, wrong, gold, rng)
-    return dict(question=_mcq(_h("scienceqa", 1), ch), choices=ch, answer=LETTERS[gold], answer_type="letter",
-                category="text", scene="", spec={"kind": "true_statement"}, image=None)
+    return _item(_mcq(_h("scienceqa", 1), ch), ch, LETTERS[gold], "letter", "text", kind, "", {"kind": "true_statement"}, None)
+
+def _hidden_rank(x: str) -> str:
+    "The negative control's unlearnable 'truth': a hash nobody states (the heaviest object, the oldest creature)."
+    return hashlib.sha1(f"negative-control:{x}".encode()).hexdigest()
+
+def _ho_negative(rng, i):
+    gold, with_image = i % 4, i % 2 == 0
+    if with_image:
+        sc = sample_split_scene(rng, True, n_objects=4)
+        names = [o.name for o in sc.objects]; q = _h("negative", 0)
+    else:
+        sc, names, q = None, rng.sample(list(CREATURES), 4), _h("negative", 1)
+    best = max(names, key=_hidden_rank)
+    ch = _place(best, [x for x in names if x != best], gold, rng)
+    return _item(_mcq(q, ch), ch, LETTERS[gold], "letter", "image" if with_image else "text", "none",
+                 sc.to_json() if sc else "", {"kind": "hidden_rank"}, sc)
 
 HELDOUT_GENERATORS = {"boolq": _ho_boolq, "openbookqa": _ho_openbookqa, "race": _ho_race, "hellaswag": _ho_hellaswag,
-                      "pope": _ho_pope, "gqa": _ho_gqa, "ai2d": _ho_ai2d, "realworldqa": _ho_realworldqa, "scienceqa": _ho_scienceqa}
+                      "pope": _ho_pope, "gqa": _ho_gqa, "ai2d": _ho_ai2d, "realworldqa": _ho_realworldqa, "scienceqa": _ho_scienceqa,
+                      "negative": _ho_negative}
 
 def _heldout_features():
     import datasets
     v = datasets.Value("string")
     return datasets.Features({"id": v, "dataset": v, "image": datasets.Image(), "question": v, "choices": [v], "answer": v,
-                              "answer_type": v, "category": v, "scene": v, "spec": v})
+                              "answer_type": v, "category": v, "skill": v, "scene": v, "spec": v})
 
 def heldout(name: str, seed: int = 0, n: int|None = None, image_size: int = 64):
-    "Held-out dataset `name` (one of `SUITES`): `n` items (default `HELDOUT_N`), deterministic in `seed`."
-    if name not in HELDOUT_GENERATORS: raise MMKitError(f"heldout: unknown dataset {name!r} (known: {', '.join(SUITES)})")
+    "Held-out dataset `name` (one of `SUITES`, or `NEGATIVE_SUITE`): `n` items (default `HELDOUT_N`), deterministic in `seed`."
+    if name not in HELDOUT_GENERATORS: raise MMKitError(f"heldout: unknown dataset {name!r} (known: {', '.join(HELDOUT_GENERATORS)})")
     n = HELDOUT_N if n is None else n
     if not isinstance(n, int) or n < 1: raise MMKitError(f"heldout: n must be a positive int, got {n!r}")
     rng, rows = random.Random(f"heldout-{name}-{seed}"), []
     for i in range(n):
         it = HELDOUT_GENERATORS[name](rng, i)
         rows.append(dict(id=f"{name}-{seed}-{i:04d}", dataset=name, image=_img(it["image"], image_size), question=fix_articles(it["question"]),
-                         choices=[fix_articles(c) for c in it["choices"]], answer=it["answer"], answer_type=it["answer_type"], category=it["category"],
-                         scene=it["scene"], spec=json.dumps(it["spec"], sort_keys=True)))
+                         choices=[fix_articles(c) for c in it["choices"]], answer=it["answer"], answer_type=it["answer_type"],
+                         category=it["category"], skill=it["skill"], scene=it["scene"], spec=json.dumps(it["spec"], sort_keys=True)))
     return _to_dataset(rows, _heldout_features())
 
 # %% ../nbs/03_tasks.ipynb #28e0d57c
 def _objs(scene_json):
     return {f"{c} {s}": (s, c, z, r, k) for s, c, z, r, k in json.loads(scene_json)["objects"]}
 
+def _cell(r, k): return f"{ROWS[r]} {COLS[k]}"
+
 def _solve(item) -> str|bool:
     spec, q = json.loads(item["spec"]), item["question"]
     kind = spec["kind"]
-    if kind in ("left", "right", "above", "below"):
-        ob = _objs(item["scene"]); (_, _, _, ra, ca), (_, _, _, rb, cb) = ob[spec["a"]], ob[spec["b"]]
-        assert spec["a"] in q and spec["b"] in q
-        return {"left": ca < cb, "right": ca > cb, "above": ra < rb, "below": ra > rb}[kind]
-    if kind == "exists":
-        assert f"{spec['color']} {spec['shape']}" in q
-        return f"{spec['color']} {spec['shape']}" in _objs(item["scene"])
-    if kind == "relate":
-        ob = _objs(item["scene"]); _, _, _, r, c = ob[spec["anchor"]]
-        dr, dc = {"left": (0, -1), "right": (0, 1), "above": (-1, 0), "below": (1, 0)}[spec["rel"]]
-        (s, col, _, _, _), = [v for v in ob.values() if (v[3], v[4]) == (r + dr, c + dc)]
-        assert spec["anchor"] in q
-        return col if spec["attr"] == "color" else s
-    if kind.startswith("two_hop_"):
-        cs = spec["creatures"]; assert all(c in q for c in cs)
-        if kind == "two_hop_meaning": return MEANINGS[CREATURES[cs[0]][0]]
-        return str(sum(CORNERS[CREATURES[c][1]] for c in cs))
+    if kind == "count_is": return len(_objs(item["scene"])) == spec["n"]
+    if kind == "size_is": assert spec["name"] in q; return _objs(item["scene"])[spec["name"]][2] == spec["size"]
+    if kind == "color_at_is":
+        assert spec["pos"] in q
+        (col,) = [v[1] for v in _objs(item["scene"]).values() if _cell(v[3], v[4]) == spec["pos"]]; return col == spec["color"]
+    if kind == "creature_color": assert spec["creature"] in q; return CREATURES[spec["creature"]][0]
+    if kind == "creature_shape": assert spec["creature"] in q; return CREATURES[spec["creature"]][1]
     if kind.startswith("story_"):
-        story, name = json.loads(item["scene"])["story"], spec["name"]
-        rec = {s[0]: s for s in story}
-        if kind == "story_who_place": pl = rec[name][4]; assert pl in q; return name
-        if kind == "story_color": assert name in q; return rec[name][1]
-        if kind == "story_where": assert name in q; return rec[name][4]
-        best = max(story, key=lambda s: CORNERS[s[2]]); return best[0]
+        rec = {s[0]: s for s in json.loads(item["scene"])["story"]}
+        if kind == "story_who": assert spec["place"] in q; (who,) = [n for n, s in rec.items() if s[4] == spec["place"]]; return who
+        assert spec["name"] in q
+        return rec[spec["name"]][1] if kind == "story_color" else rec[spec["name"]][4]
     if kind == "continue_draw": c = spec["creature"]; assert c in q; return f"{CREATURES[c][0]} pencil and drew a {CREATURES[c][1]}."
     if kind == "continue_count": assert spec["shape"] in q; return f"the number {CORNERS[spec['shape']]}."
     if kind == "continue_flag": assert spec["color"] in q; return f"{MEANINGS[spec['color']]}."
     if kind == "continue_marbles": return f"{spec['a'] + spec['b']} marbles."
-    if kind == "total_corners": return str(sum(CORNERS[v[0]] for v in _objs(item["scene"]).values()))
-    if kind == "which_creature":
-        (cr,) = [n for n, (c, s) in CREATURES.items() if f"{c} {s}" in _objs(item["scene"])]; return cr
-    if kind == "row_count":
-        r = ROWS.index(spec["row"]); assert spec["row"] in q; return str(sum(v[3] == r for v in _objs(item["scene"]).values()))
-    if kind == "total_count": return str(len(_objs(item["scene"])))
-    if kind == "relative":
+    if kind == "exists":
+        assert f"{spec['color']} {spec['shape']}" in q
+        return f"{spec['color']} {spec['shape']}" in _objs(item["scene"])
+    if kind == "where": assert spec["name"] in q; _, _, _, r, k = _objs(item["scene"])[spec["name"]]; return _cell(r, k)
+    if kind == "count": return str(len(_objs(item["scene"])))
+    if kind == "count_color": assert spec["color"] in q; return str(sum(v[1] == spec["color"] for v in _objs(item["scene"]).values()))
+    if kind == "relation":
         ob = _objs(item["scene"]); (_, _, _, ra, ca), (_, _, _, rb, cb) = ob[spec["a"]], ob[spec["b"]]
-        return "to the left" if ra == rb and ca < cb else "to the right" if ra == rb else "above" if ra < rb else "below"
-    if kind == "has_n_corners":
-        (hit,) = [k for k, v in _objs(item["scene"]).items() if CORNERS[v[0]] == spec["n"]]; return hit
+        assert spec["a"] in q and spec["b"] in q and (ra == rb) != (ca == cb)
+        return ("left of" if ca < cb else "right of") if ra == rb else ("above" if ra < rb else "below")
+    if kind == "shape_at":
+        assert spec["pos"] in q
+        (s,) = [v[0] for v in _objs(item["scene"]).values() if _cell(v[3], v[4]) == spec["pos"]]; return s
     if kind == "true_statement":
         def true(s):
-            m = re.fullmatch(r"A (\w+) has (\d+) corners\.", s)
+            m = re.fullmatch(r"An? (\w+) has (\d+) corners\.", s)
             if m: return CORNERS[m[1]] == int(m[2])
             m = re.fullmatch(r"The color (\w+) stands for (\w+)\.", s)
             return MEANINGS[m[1]] == m[2]
         (i,) = [i for i, c in enumerate(item["choices"]) if true(c)]; return item["choices"][i]
+    if kind == "hidden_rank": return max(item["choices"], key=_hidden_rank)
     raise MMKitError(f"check_item: {item.get('id')}: unknown spec kind {kind!r}")
 
 def check_item(item: dict) -> str:
@@ -677,7 +749,7 @@ def build_microcosm(seed: int = 0, scale: str = "default") -> dict:
     import datasets
     if scale not in SCALES: raise MMKitError(f"microcosm: unknown scale {scale!r} (known: {', '.join(SCALES)})")
     cfg = SCALES[scale]
-    corpus, u0 = _stage0(seed, cfg["corpus"])
+    corpus, u0, _ = _stage0(seed, cfg["corpus"])
     captions, u1 = _captions(seed, cfg["captions"], cfg["image_size"])
     pools, u2 = _pools(seed, cfg["n_per_task"], cfg["image_size"])
     ledger = {"source": [], "id": [], "scene": []}
@@ -685,7 +757,7 @@ def build_microcosm(seed: int = 0, scale: str = "default") -> dict:
         for id, scs in zip(ids, used):
             for s in scs: ledger["source"].append(src); ledger["id"].append(id); ledger["scene"].append(s)
     return dict(corpus=corpus, captions=captions, pools=pools, train_scenes=datasets.Dataset.from_dict(ledger),
-                heldout={n: heldout(n, seed, cfg["heldout"], cfg["image_size"]) for n in SUITES},
+                heldout={n: heldout(n, seed, cfg["heldout"], cfg["image_size"]) for n in SUITES + [NEGATIVE_SUITE]},
                 config=dict(seed=seed, scale=scale, **cfg))
 
 def microcosm(seed: int = 0, scale: str = "default", cache: bool = True) -> dict:
@@ -708,5 +780,5 @@ def microcosm(seed: int = 0, scale: str = "default", cache: bool = True) -> dict
             shutil.rmtree(tmp, ignore_errors=True)
     load = lambda p: datasets.load_from_disk(str(p))
     return dict(corpus=list(load(path/"corpus")["text"]), captions=load(path/"captions"), pools=load(path/"pools"),
-                train_scenes=load(path/"train_scenes"), heldout={n: load(path/"heldout"/n) for n in SUITES},
+                train_scenes=load(path/"train_scenes"), heldout={n: load(path/"heldout"/n) for n in SUITES + [NEGATIVE_SUITE]},
                 config=json.loads((path/"meta.json").read_text())["config"], path=path)

@@ -11,9 +11,9 @@ from .config import MMKitError
 
 # %% auto #0
 __all__ = ['SHAPES', 'COLORS', 'OBJECT_SIZES', 'ROWS', 'COLS', 'RGB', 'BACKGROUND', 'NUMBER_WORDS', 'PHRASINGS',
-           'HELDOUT_FRACTION', 'CORNERS', 'MEANINGS', 'CREATURES', 'ARITH_MAX', 'KNOWLEDGE', 'FACT_PHRASINGS', 'Obj',
-           'Scene', 'sample_scene', 'render', 'png_bytes', 'fix_articles', 'describe', 'is_heldout',
-           'sample_split_scene', 'fact', 'all_facts', 'creature_of', 'image_grid']
+           'HELDOUT_FRACTION', 'CORNERS', 'MEANINGS', 'CREATURES', 'ARITH_MAX', 'KNOWLEDGE', 'FACT_PHRASINGS',
+           'RELATIONS', 'Obj', 'Scene', 'sample_scene', 'render', 'png_bytes', 'fix_articles', 'describe', 'is_heldout',
+           'sample_split_scene', 'fact', 'all_facts', 'creature_of', 'relation', 'statements', 'image_grid']
 
 # %% ../nbs/02_world.ipynb #1c8f7c80
 SHAPES = ["circle", "square", "triangle", "diamond", "cross"]
@@ -170,7 +170,7 @@ MEANINGS = {"red": "danger", "green": "safety", "blue": "water", "yellow": "suns
 CREATURES = {"zorb": ("red", "circle"), "blip": ("blue", "square"), "tark": ("green", "triangle"), "quen": ("yellow", "diamond"),
              "mosk": ("purple", "cross"), "fent": ("orange", "circle"), "drell": ("blue", "triangle"), "plim": ("green", "square"),
              "vask": ("purple", "diamond"), "snoo": ("yellow", "cross"), "grat": ("orange", "square"), "wump": ("red", "triangle")}
-ARITH_MAX = 12
+ARITH_MAX = 6
 KNOWLEDGE = {"corners": CORNERS, "meanings": MEANINGS, "creatures": CREATURES, "arithmetic": {"max": ARITH_MAX}}
 
 FACT_PHRASINGS = {
@@ -217,6 +217,40 @@ def all_facts(phrasing: int|None = None) -> list[str]:
 def creature_of(color: str, shape: str) -> str|None:
     "The creature a colour+shape is, if any."
     return next((c for c, v in CREATURES.items() if v == (color, shape)), None)
+
+# %% ../nbs/02_world.ipynb #075045f7
+RELATIONS = ["left of", "right of", "above", "below"]
+
+def relation(scene: Scene, a: Obj, b: Obj) -> str|None:
+    "How `a` lies relative to `b` when they share a row or a column ('left of', 'right of', 'above', 'below'), else None."
+    if a.row == b.row and a.col != b.col: return "left of" if a.col < b.col else "right of"
+    if a.col == b.col and a.row != b.row: return "above" if a.row < b.row else "below"
+    return None
+
+def _n_objects(n: int) -> str: return f"{NUMBER_WORDS[n]} object{'s' if n != 1 else ''}"
+
+def statements(scene: Scene, rng=None, absent: int = 2) -> list[str]:
+    """Simple true sentences about `scene`, in a fixed order: per object its cell, its place and its size; the count per
+    row and in all; every row/column relation between two objects; with `rng`, `absent` colour+shape pairs not there."""
+    rows, _ = _axis_names(scene.grid)
+    out = []
+    for o in scene.objects:
+        out += [f"The {scene.pos(o)} cell holds a {o.color} {o.shape}.", f"The {o.name} is in the {scene.pos(o)} cell.",
+                f"The {o.name} is {o.size}."]
+    for r, name in enumerate(rows):
+        k = sum(o.row == r for o in scene.objects)
+        out.append(f"The {name} row has {_n_objects(k)}.")
+    out.append(f"There {'is' if len(scene.objects) == 1 else 'are'} {_n_objects(len(scene.objects))} in all.")
+    for a in scene.objects:
+        for b in scene.objects:
+            rel = relation(scene, a, b)
+            if rel: out.append(f"The {a.name} is {rel} the {b.name}.")
+    if rng is not None and absent:
+        rng = _rng(rng)
+        present = {(o.color, o.shape) for o in scene.objects}
+        for co, sh in rng.sample([(c, s) for c in COLORS for s in SHAPES if (c, s) not in present], absent):
+            out.append(f"There is no {co} {sh}.")
+    return [fix_articles(t) for t in out]
 
 # %% ../nbs/02_world.ipynb #7f62ec79
 def image_grid(images, ncols: int = 6, pad: int = 2, scale: int = 2) -> Image.Image:
