@@ -126,7 +126,7 @@ def _story(rng, heldout_names=False):
 
 # %% ../nbs/03_tasks.ipynb #94264e21
 CONTEXT_KINDS = ("restate", "recap", "lookup", "repeat", "quiz")
-STAGE0_WEIGHTS = {"facts": 18, "scene": 6, "restate": 26, "recap": 9, "lookup": 5, "repeat": 6, "quiz": 12, "bridge": 10,
+STAGE0_WEIGHTS = {"facts": 16, "scene": 5, "restate": 24, "recap": 8, "lookup": 6, "repeat": 12, "quiz": 12, "bridge": 9,
                   "arith": 5, "concepts": 3}
 WORDS = sorted(set(SHAPES + COLORS + list(CREATURES) + NAMES + PLACES + list(MEANINGS.values())))
 CONCEPTS = [
@@ -200,7 +200,7 @@ def _corpus_doc(rng, kind):
             return f"Who has what: {table}. So {names[k]} has the {things[k]}.", []
         return f"Locker numbers: {table}. So {names[k]}'s locker is {nums[k]}.", []
     if kind == "repeat":
-        seq = " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 14)))
+        seq = " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 24)))
         return f"{seq}. {seq}.", []
     if kind == "arith":
         a, b = rng.randint(0, ARITH_MAX), rng.randint(0, ARITH_MAX)
@@ -736,7 +736,7 @@ def export_llava(ds, out_dir, json_name: str = "llava.json") -> Path:
 
 # %% ../nbs/03_tasks.ipynb #3d8f0b94
 SCALES = {
-    "default": dict(corpus=16_000, captions=12_000, n_per_task=None, heldout=HELDOUT_N, image_size=64),
+    "default": dict(corpus=48_000, captions=12_000, n_per_task=None, heldout=HELDOUT_N, image_size=64),
     "test": dict(corpus=400, captions=64, n_per_task=16, heldout=48, image_size=64),
 }
 

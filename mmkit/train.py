@@ -29,7 +29,7 @@ __all__ = ['STAGES', 'GATES', 'BASE_FILES', 'VOCAB', 'MICROCOSM_STAGE1', 'VISION
 
 # %% ../nbs/05_train.ipynb #693cc043
 STAGES = {
-    "stage0": dict(policy="stage0", lr=3e-3, epochs=10, batch_size=32, block_size=128, warmup_ratio=0.03, weight_decay=0.0),
+    "stage0": dict(policy="stage0", lr=3e-3, epochs=3, batch_size=32, block_size=128, warmup_ratio=0.03, weight_decay=0.0),
     "vision": dict(lr=1e-3, epochs=1, batch_size=64, warmup_ratio=0.05, weight_decay=0.0),
     "stage1": dict(policy="stage1", template="plain", lr=2e-3, epochs=2, batch_size=32, warmup_ratio=0.03, weight_decay=0.0,
                    replay=0.0),
@@ -401,20 +401,26 @@ def gate_failures(gates: dict) -> list[str]:
 from torch import nn
 
 class CellProbe(nn.Module):
-    "A vision tower plus a per-cell probe: `grid`² learned queries → colour / shape / size logits (0 = empty)."
-    def __init__(self, tower, grid: int = 3, n_classes=(7, 6, 3), heads: int = 4):
+    """A vision tower plus per-patch heads: every patch predicts the colour / shape / size (0 = empty) of the object in
+    the grid cell it lies in; a cell's prediction is the sum of its patches' logits. A dense objective with no
+    attention to learn first, so it does not sit on a plateau the way a learned-query read-out does."""
+    def __init__(self, tower, grid: int = 3, n_classes=(7, 6, 3)):
         super().__init__()
-        d = tower.config.hidden_size
-        self.tower, self.queries = tower, nn.Parameter(torch.randn(grid * grid, d) * 0.02)
-        self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        d, side = tower.config.hidden_size, tower.config.image_size // tower.config.patch_size
+        self.tower, self.grid = tower, grid
+        cell = lambda i: min(grid - 1, int((i + 0.5) * grid / side))
+        self.register_buffer("cell_of", torch.tensor([cell(r) * grid + cell(c) for r in range(side) for c in range(side)]), persistent=False)
         self.heads = nn.ModuleList([nn.Linear(d, k) for k in n_classes])
     def forward(self, pixel_values, labels=None):
         h = self.tower(pixel_values=pixel_values, output_hidden_states=True).hidden_states[-1][:, 1:]
-        o, _ = self.attn(self.queries.expand(h.shape[0], -1, -1).to(h.dtype), h, h)
-        logits = [f(o).float() for f in self.heads]
-        loss = None if labels is None else sum(nn.functional.cross_entropy(l.flatten(0, 1), labels[..., k].flatten())
-                                               for k, l in enumerate(logits))
-        return {"loss": loss, "logits": torch.stack([l.argmax(-1) for l in logits], -1)}
+        logits = [f(h).float() for f in self.heads]                               # batch × patches × classes
+        loss = None
+        if labels is not None:
+            lab = labels[:, self.cell_of]                                         # batch × patches × 3
+            loss = sum(nn.functional.cross_entropy(l.flatten(0, 1), lab[..., k].flatten()) for k, l in enumerate(logits))
+        member = nn.functional.one_hot(self.cell_of, self.grid ** 2).to(logits[0].dtype)
+        cells = [torch.einsum("bpk,pc->bck", l, member) for l in logits]
+        return {"loss": loss, "logits": torch.stack([c.argmax(-1) for c in cells], -1)}
 
 def cell_labels(description: str, grid: int = 3) -> list[list[int]]:
     "Per-cell [colour, shape, size] class ids (1-based; 0 = empty) from a canonical description."
