@@ -214,6 +214,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'mmkit.model._part': ('model.html#_part', 'mmkit/model.py'),
                              'mmkit.model._piece_ids': ('model.html#_piece_ids', 'mmkit/model.py'),
                              'mmkit.model._register_lowp_eager': ('model.html#_register_lowp_eager', 'mmkit/model.py'),
+                             'mmkit.model._to_rgb': ('model.html#_to_rgb', 'mmkit/model.py'),
                              'mmkit.model.apply_policy': ('model.html#apply_policy', 'mmkit/model.py'),
                              'mmkit.model.build_tiny_llava': ('model.html#build_tiny_llava', 'mmkit/model.py'),
                              'mmkit.model.cpu_eager_attention': ('model.html#cpu_eager_attention', 'mmkit/model.py'),
