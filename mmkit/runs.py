@@ -14,7 +14,8 @@ from .config import (MMKitError, atomic_write_json, atomic_write_jsonl, env_info
 # %% auto #0
 __all__ = ['RUN_FILES', 'IDENTITY', 'LOCK_FILE', 'ZERO_TOKENS', 'CONTROL_N', 'MIXTURE_SWEEP', 'RunError', 'check_params',
            'default_run_name', 'read_run', 'list_runs', 'newest_run', 'run_lock', 'add_controls', 'rescore',
-           'run_experiment', 'sweep_plan', 'train_notebook', 'run_notebook', 'run_sweep']
+           'run_experiment', 'sweep_plan', 'train_notebook', 'run_notebook', 'run_sweep', 'check_notebook_params',
+           'notebook_errors']
 
 # %% ../nbs/08_runs.ipynb #b97f513e
 class RunError(MMKitError):
@@ -421,15 +422,18 @@ def train_notebook() -> Path:
     return p
 
 def run_notebook(params: dict, output=None, kernel: str | None = None) -> Path:
-    "Execute `nbs/train.ipynb` with `params` through papermill; the executed copy goes to `runs/<name>.ipynb`."
+    """Execute `nbs/train.ipynb` with `params` through papermill; the executed copy goes to `runs/<name>.ipynb`.
+    A failing cell is a `RunError`: one line naming the executed notebook, the cell and the error."""
     import papermill as pm
     p = check_params(**params)
     name = p["run_name"] or default_run_name(**p)
     output = Path(output) if output else _root(p["runs_dir"])/f"{name}.ipynb"
     output.parent.mkdir(parents=True, exist_ok=True)
     nb = train_notebook()
-    pm.execute_notebook(str(nb), str(output), parameters={k: v for k, v in params.items() if v is not None},
-                        kernel_name=kernel, cwd=str(nb.parent), progress_bar=False)
+    try: pm.execute_notebook(str(nb), str(output), parameters={k: v for k, v in params.items() if v is not None},
+                             kernel_name=kernel, cwd=str(nb.parent), progress_bar=False)
+    except pm.PapermillExecutionError as e:     # one line; the executed notebook holds the traceback
+        raise RunError(f"{output}: cell {e.exec_count} failed: {e.ename}: {' '.join(str(e.evalue).split())}") from None
     return output
 
 def run_sweep(plan: list[dict], notebooks: bool = False) -> list[Path]:
@@ -445,3 +449,39 @@ def run_sweep(plan: list[dict], notebooks: bool = False) -> list[Path]:
         else: run_experiment(**q)
         out.append(run)
     return out
+
+# %% ../nbs/08_runs.ipynb #418c5392
+def _assigned(src: str) -> list[str]:
+    "Names a cell's top-level assignments bind, in order (`a = 1`, `a: int = 1`, `a = b = 1`)."
+    import ast
+    try: tree = ast.parse(src)
+    except SyntaxError: return re.findall(r"(?m)^([A-Za-z_]\w*)\s*(?::[^=\n]*)?=(?!=)", src)
+    out = []
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        out += [t.id for t in targets if isinstance(t, ast.Name) and t.id not in out]
+    return out
+
+def check_notebook_params(ns: dict) -> list[str]:
+    """In an experiment notebook run by papermill, refuse (`RunError`, one line) parameter names the notebook's
+    `parameters` cell does not define, suggesting the closest one; call it with `globals()` in the cell after the
+    parameters. Returns the names papermill passed (none outside papermill)."""
+    import difflib
+    hist = list(ns.get("In") or [])
+    inj = [i for i, src in enumerate(hist) if i and src.lstrip().startswith("# Parameters")]
+    if not inj: return []
+    known, given = _assigned(hist[inj[-1] - 1]), _assigned(hist[inj[-1]])
+    for name in given:
+        if name in known or name.startswith("PAPERMILL_"): continue   # papermill's own --inject-paths names
+        close = difflib.get_close_matches(name, known, n=1)
+        raise RunError(f"unknown parameter {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                       + f"; this notebook's parameters: {', '.join(known)}")
+    return given
+
+@contextmanager
+def notebook_errors():
+    "In a notebook: an `MMKitError` raised in the block shows as its one line (`RunError: …`), without a traceback."
+    try: yield
+    except MMKitError as e:
+        e._render_traceback_ = lambda e=e: [f"{type(e).__name__}: {e}"]   # IPython shows this instead of the traceback
+        raise
