@@ -1,7 +1,7 @@
 """Language-model shapes side by side: mmkit's stage-2 steady state on random models of two or more shapes, interleaved.
 
 `bench/train_throughput.py --lm` measures one shape per run; this VM's speed drifts between runs by more than some of
-the differences worth knowing (two heads against four: see the README, "Benchmarks"). Here every shape trains in each
+the differences worth knowing (two heads against four: docs/benchmarks.md). Here every shape trains in each
 round, the order alternating from round to round, each on its own random model (seed 0; the default vision tower and
 tokenizer) and on the same examples of the `mlan` mix, each round against the bf16 peak measured just before it. The
 first shape is the reference: every other shape's tokens/s is divided by its tokens/s in the same round.

@@ -25,7 +25,7 @@ bf16 peak). About 4 minutes on 2 cores with the defaults.
 
 `--lm HIDDEN,MLP,LAYERS,HEADS` runs the same bench on a random model whose language model has another shape (the
 default vision tower and tokenizer): how the figures, the fraction of the peak above all, depend on the default model's
-shape (README, "Benchmarks").
+shape (docs/benchmarks.md).
 
     python bench/train_throughput.py [--examples 768] [--batch-size 16] [--warmup 48] [--steps 84] [--rounds 3]
                                      [--no-compile] [--json FILE] [--lm HIDDEN,MLP,LAYERS,HEADS]

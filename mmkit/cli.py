@@ -27,8 +27,9 @@ def _run_args(p: argparse.ArgumentParser, recipe: bool = True):
     p.add_argument("--eval-n", type=int, default=None, help="held-out items per dataset (default: all)")
     p.add_argument("--suites", default=None, help="comma-separated held-out suites (default: all nine)")
     p.add_argument("--runs-dir", default=None, help="default: the settings' runs/ folder")
-    p.add_argument("--compile", action="store_true", help="train stage 2 under torch.compile, region by region: 1.2-1.7x "
-                   "the steps/s on a CPU after 6-14 s of compiling, so for long runs (needs a C++ compiler)")
+    p.add_argument("--compile", action="store_true", help="train stage 2 under torch.compile, region by region "
+                   "(deterministic and resumable; needs a C++ compiler): faster steps after compiling at the start, so "
+                   "for long runs; speeds in docs/benchmarks.md")
     if recipe:
         p.add_argument("--run-name", default=None)
         p.add_argument("--force", action="store_true", help="redo a complete run")
@@ -42,10 +43,19 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="mmkit", description="Language-based instruction tuning of multimodal LLMs (MLAN): "
                                  "microcosm base, runs, report, app.")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = sub.add_parser("base", help="build (or reuse) the microcosm base and print its gates")
-    p.add_argument("--size", default=None, help="test, small, default, wide (default: the default_size setting)"); p.add_argument("--scale", default="default")
-    p.add_argument("--seed", type=int, default=0); p.add_argument("--force", action="store_true")
-    p.add_argument("--stage0", nargs="+", default=[], metavar="KEY=VALUE", help="stage-0 settings to change, e.g. epochs=18")
+    p = sub.add_parser("base", help="build (or reuse) the microcosm base and print its gates",
+                       description="Build the microcosm base: the microcosm data, a tokenizer, stage 0 (language model), "
+                       "vision pretraining and stage 1 (alignment), with progress bars, then print its quality gates. "
+                       "It is built once under the cache dir and reused: `mmkit train`, the notebooks and "
+                       "scripts/demo.sh use the base of the same --size and --scale (seed 0) without rebuilding it. An "
+                       "interrupted build continues from its finished stages when run again.")
+    p.add_argument("--size", default=None, help="model size: test, small, default, wide (default: the default_size setting)")
+    p.add_argument("--scale", default="default", help="microcosm data scale: default, or test (a tiny one, for tests)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the microcosm data and the model (default: 0, the one "
+                   "runs use)")
+    p.add_argument("--force", action="store_true", help="build again even if it is cached")
+    p.add_argument("--stage0", nargs="+", default=[], metavar="KEY=VALUE", help="stage-0 settings to change, e.g. "
+                   "epochs=18: a variant base in a folder of its own (train on it with --base FOLDER)")
     p.add_argument("--stage1", nargs="+", default=[], metavar="KEY=VALUE", help="stage-1 settings to change, e.g. epochs=4")
     p = sub.add_parser("train", help="train one recipe and evaluate it (one run folder)"); _run_args(p)
     p = sub.add_parser("sweep", help="recipes x seeds, or the 0-100 %% language sweep; complete runs are skipped")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_data.ipynb #912acc60
 from __future__ import annotations
-import json, math, os, sys, warnings, zlib
+import io, json, math, os, re, sys, warnings, zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -14,11 +14,12 @@ from .config import MMKitError, atomic_write_json, data_path
 from .model import IMAGE_TOKEN, encode_conversation, image_token_count, load_image
 
 # %% auto #0
-__all__ = ['ROLES', 'MODALITIES', 'FEATURES', 'DEFAULT_BUDGET', 'RECIPES', 'LEDGER_FIELDS', 'TYPICAL_SAMPLE_TOKENS', 'DataError',
-           'check_conversations', 'read_json_file', 'records_to_dataset', 'load_llava_json', 'load_mlan',
-           'flan_to_conversation', 'load_flan', 'from_records_dataset', 'microcosm_pools', 'Recipe', 'get_recipe',
-           'resolve_recipe', 'TokenLedger', 'encode', 'Collator', 'ModalityLengthGroupedSampler', 'make_dataloader',
-           'estimate_tokens', 'describe_recipe']
+__all__ = ['ROLES', 'MODALITIES', 'FEATURES', 'SPECIAL_TEXT', 'DEFAULT_BUDGET', 'RECIPES', 'LEDGER_FIELDS',
+           'TYPICAL_SAMPLE_TOKENS', 'DataError', 'check_text', 'special_text_pattern', 'check_special_text',
+           'check_conversations', 'image_problem', 'verify_images', 'read_json_file', 'records_to_dataset',
+           'record_ids', 'load_llava_json', 'load_mlan', 'flan_to_conversation', 'load_flan', 'from_records_dataset',
+           'microcosm_pools', 'Recipe', 'get_recipe', 'resolve_recipe', 'TokenLedger', 'encode', 'Collator',
+           'ModalityLengthGroupedSampler', 'make_dataloader', 'estimate_tokens', 'describe_recipe']
 
 # %% ../nbs/04_data.ipynb #e0dd31a9
 class DataError(MMKitError):
@@ -29,9 +30,30 @@ MODALITIES = ("language", "vision")
 FEATURES = Features({"id": Value("string"), "image": Image(),
                      "conversations": List({"from": Value("string"), "value": Value("string")}),
                      "task": Value("string"), "modality": Value("string"), "source": Value("string")})
+SPECIAL_TEXT = ("<s>", "</s>", "<pad>", "<unk>")   # the kit's control tokens (bos, eos, pad, unk) as text
+
+def check_text(value, what: str, file, rid):
+    "Raise `DataError` unless `value` is a string with more than whitespace: the one check of prompts and answers for every loader."
+    if not isinstance(value, str) or not value.strip():
+        raise DataError(f"{file}: record {rid!r}: empty or non-text {what}")
+
+def special_text_pattern(tokens) -> re.Pattern | None:
+    "A regex matching any of `tokens` as literal text (longest first), or None for no tokens."
+    toks = sorted({t for t in tokens if t}, key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, toks))) if toks else None
+
+_SPECIAL_RE = special_text_pattern(SPECIAL_TEXT)
+
+def check_special_text(value: str, what: str, file, rid, pattern=_SPECIAL_RE):
+    """Refuse (`DataError`) a prompt or answer holding a control token's text (`</s>`, `<pad>`, …): tokenized, it would
+    become the control token itself (an early end of sequence, a pad inside the text). Refused rather than escaped:
+    there is no escaping that keeps the text and the tokenizer apart, and such a record is almost always a data bug."""
+    m = pattern.search(value) if pattern is not None else None
+    if m: raise DataError(f"{file}: record {rid!r}: {what} contains the special token {m.group()!r} as text; remove or rewrite it")
 
 def check_conversations(conversations, n_images: int, file, rid):
-    "Raise `DataError` unless `conversations` is a valid human/gpt exchange with `n_images` `<image>` in the first turn."
+    """Raise `DataError` unless `conversations` is a valid human/gpt exchange with `n_images` `<image>` in the first turn,
+    every prompt and answer non-empty (not only whitespace) and free of control-token text (`SPECIAL_TEXT`)."""
     where = f"{file}: record {rid!r}"
     if not isinstance(conversations, list) or not conversations:
         raise DataError(f"{where}: empty or missing 'conversations'")
@@ -42,6 +64,9 @@ def check_conversations(conversations, n_images: int, file, rid):
         if role not in ROLES: raise DataError(f"{where}: turn {i} has unknown role {role!r} (expected 'human' or 'gpt')")
         if role != ROLES[i % 2]:
             raise DataError(f"{where}: unpaired conversation: turn {i} is {role!r}, expected {ROLES[i % 2]!r} (turns must alternate, starting with 'human')")
+        what = f"{'prompt' if role == 'human' else 'answer'} (turn {i})"
+        check_text(turn["value"], what, file, rid)
+        check_special_text(turn["value"], what, file, rid)
     if conversations[-1]["from"] != "gpt":
         raise DataError(f"{where}: unpaired conversation: ends with a 'human' turn (no answer)")
     counts = [t["value"].count(IMAGE_TOKEN) for t in conversations]
@@ -49,6 +74,33 @@ def check_conversations(conversations, n_images: int, file, rid):
         raise DataError(f"{where}: {sum(counts)} '{IMAGE_TOKEN}' placeholder(s) but {n_images} image(s)")
     if n_images and counts[0] != n_images:
         raise DataError(f"{where}: '{IMAGE_TOKEN}' must be in the first human turn")
+
+def image_problem(src) -> str | None:
+    """Why `src` (an image file path, or image bytes) is not a readable image, or None when it is. The image is opened
+    and decoded through its last byte (a JPEG in draft mode, at 1/8 scale: the whole file is still read), so a
+    truncated file, random bytes under an image name or a 0-byte file are found."""
+    from PIL import Image as PILImage, UnidentifiedImageError
+    try:
+        if isinstance(src, (bytes, bytearray, memoryview)):
+            if not len(src): return "empty (0 bytes)"
+            src = io.BytesIO(bytes(src))
+        elif os.path.getsize(src) == 0: return "empty file (0 bytes)"
+        with PILImage.open(src) as im:
+            if im.format == "JPEG": im.draft("RGB", (max(1, im.width // 8), max(1, im.height // 8)))
+            im.load()
+            if im.width == 0 or im.height == 0: return f"zero-size image ({im.width}x{im.height})"
+    except UnidentifiedImageError: return "not an image (no known image format)"
+    except Exception as e: return f"not a readable image ({type(e).__name__}: {e})".replace("\n", " ")
+    return None
+
+def verify_images(items, file, threads: int | None = None):
+    "Raise `DataError` for the first (in order) `(record id, path or bytes, label)` whose image is unreadable (`image_problem`)."
+    from concurrent.futures import ThreadPoolExecutor
+    items = list(items)
+    if not items: return
+    with ThreadPoolExecutor(max_workers=threads or min(16, os.cpu_count() or 1)) as ex:   # PIL decodes without the GIL
+        for (rid, _, label), why in zip(items, ex.map(lambda it: image_problem(it[1]), items)):
+            if why: raise DataError(f"{file}: record {rid!r}: broken image {label}: {why}")
 
 # %% ../nbs/04_data.ipynb #4308996b
 def _last_good_record(text: str, pos: int) -> str:
@@ -85,39 +137,61 @@ def read_json_file(path):
 
 # %% ../nbs/04_data.ipynb #d14e3fd7
 def records_to_dataset(rows: list[dict], file) -> Dataset:
-    "Validate normalized rows (`id`, `image`, `conversations`, `task`, `modality`, `source`) and build the dataset."
+    """Validate normalized rows (`id`, `image`, `conversations`, `task`, `modality`, `source`; optional `_file`, the file
+    a row came from, for messages) and build the dataset."""
     seen = set()
     for r in rows:
-        if r["id"] in seen: raise DataError(f"{file}: record {r['id']!r}: duplicate id")
+        f = r.get("_file", file)
+        if r["id"] in seen: raise DataError(f"{f}: record {r['id']!r}: duplicate id")
         seen.add(r["id"])
-        check_conversations(r["conversations"], int(r["image"] is not None), file, r["id"])
+        check_conversations(r["conversations"], int(r["image"] is not None), f, r["id"])
         if r["modality"] != ("vision" if r["image"] is not None else "language"):
-            raise DataError(f"{file}: record {r['id']!r}: modality {r['modality']!r} does not match image={r['image'] is not None}")
+            raise DataError(f"{f}: record {r['id']!r}: modality {r['modality']!r} does not match image={r['image'] is not None}")
     cols = {k: [r[k] for r in rows] for k in FEATURES}
     cols["conversations"] = [[{"from": t["from"], "value": t["value"]} for t in c] for c in cols["conversations"]]
     return Dataset.from_dict(cols, features=FEATURES)
 
+def record_ids(written: list, prefix: str) -> list[str]:
+    """Ids for a whole load: a record's own `id` (as text) where it has one, else `<prefix>-<k>` with `k` its position in
+    the load (across every file), never one of the written ids — so a duplicate id is always one the data wrote twice."""
+    taken = {str(w) for w in written if w is not None and w != ""}
+    out = []
+    for k, w in enumerate(written):
+        if w is not None and w != "": out.append(str(w)); continue
+        rid = f"{prefix}-{k}"
+        while rid in taken: rid += "-auto"
+        taken.add(rid); out.append(rid)
+    return out
+
 def load_llava_json(path, image_root=None, source=None, check_images=True) -> Dataset:
-    "Load a LLaVA-format conversation JSON (mix665k / MLAN layout) into the training-record schema."
+    """Load a LLaVA-format conversation JSON (mix665k / MLAN layout) into the training-record schema.
+
+    `check_images=True` opens and decodes every image up front (in threads; `image_problem`): a missing, empty,
+    truncated or non-image file is a `DataError` naming the JSON file, the record and the image, not a crash mid-training.
+    A prompt or answer that is empty, or holds control-token text (`</s>`, `<pad>`, …), is refused (`check_conversations`)."""
     path = Path(path)
     data = read_json_file(path)
     if not isinstance(data, list): raise DataError(f"{path}: expected a JSON list of records, got {type(data).__name__}")
+    if not data: raise DataError(f"{path}: 0 records (an empty list)")
     root = Path(image_root) if image_root else (data_path("llava_image_root") or path.parent)
-    rows = []
     for i, rec in enumerate(data):
         if not isinstance(rec, dict): raise DataError(f"{path}: record #{i}: not a JSON object")
-        rid = str(rec.get("id", f"{path.stem}-{i}"))
+    ids = record_ids([rec.get("id") for rec in data], path.stem)
+    rows, to_check = [], []
+    for rid, rec in zip(ids, data):
         img = rec.get("image")
         if isinstance(img, list): raise DataError(f"{path}: record {rid!r}: {len(img)} images; only 0 or 1 per record is supported")
         if img is not None:
             if not isinstance(img, str) or not img: raise DataError(f"{path}: record {rid!r}: 'image' must be a relative path")
             p = root/img
             if check_images and not p.is_file(): raise DataError(f"{path}: record {rid!r}: image file not found: {p}")
-            img = str(p)
+            img = str(p); to_check.append((rid, p, p))
         task = rec.get("task") or (Path(rec["image"]).parts[0] if img and len(Path(rec["image"]).parts) > 1 else ("image" if img else "text"))
         rows.append(dict(id=rid, image=img, conversations=rec.get("conversations"), task=str(task),
                          modality="vision" if img else "language", source=str(source or rec.get("source") or path.stem)))
-    return records_to_dataset(rows, path)
+    ds = records_to_dataset(rows, path)
+    if check_images: verify_images(to_check, path)
+    return ds
 
 def load_mlan(path=None, image_root=None, source="mlan", check_images=True) -> Dataset:
     "Load an MLAN release file (same layout as LLaVA's; language-only or mixed). Default path: `settings.ini` `mlan_json`."
@@ -130,14 +204,21 @@ def _offline() -> bool:
     return any(os.environ.get(k, "").upper() in ("1", "ON", "YES", "TRUE") for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
 
 def _read_table(p: Path) -> list[dict]:
+    "The rows of one file (parquet, JSON-lines, or JSON: a list of records or columns of equal length); never 0 rows."
     if p.suffix == ".parquet":
         import pyarrow.parquet as pq
-        try: return pq.read_table(p).to_pylist()
+        try: rows = pq.read_table(p).to_pylist()
         except Exception as e: raise DataError(f"{p}: cannot read parquet ({type(e).__name__}: {e})".replace("\n", " ")) from None
-    rows = read_json_file(p)
-    if isinstance(rows, dict) and all(isinstance(v, list) for v in rows.values()):  # column-oriented JSON
-        rows = [dict(zip(rows, vals)) for vals in zip(*rows.values())]
-    if not isinstance(rows, list): raise DataError(f"{p}: expected a list of records")
+    else:
+        rows = read_json_file(p)
+        if isinstance(rows, dict) and rows and all(isinstance(v, list) for v in rows.values()):  # column-oriented JSON
+            lens = {k: len(v) for k, v in rows.items()}
+            if len(set(lens.values())) > 1:
+                raise DataError(f"{p}: column-oriented JSON with columns of unequal length ("
+                                + ", ".join(f"{k}: {n}" for k, n in lens.items()) + "); every column needs one value per record")
+            rows = [dict(zip(rows, vals)) for vals in zip(*rows.values())]
+        if not isinstance(rows, list): raise DataError(f"{p}: expected a list of records")
+    if not rows: raise DataError(f"{p}: 0 records (an empty file or list)")
     return rows
 
 def flan_to_conversation(r: dict, file, rid):
@@ -147,12 +228,13 @@ def flan_to_conversation(r: dict, file, rid):
         q, a = r["instruction"], r["output"]
         if isinstance(q, str) and r.get("input"): q = f"{q}\n\n{r['input']}"
     else: raise DataError(f"{file}: record {rid!r}: expected 'inputs'/'targets' or 'instruction'/'output' columns, got {sorted(r)}")
-    for name, v in (("prompt", q), ("answer", a)):
-        if not isinstance(v, str) or not v.strip(): raise DataError(f"{file}: record {rid!r}: empty or non-text {name}")
+    check_text(q, "prompt", file, rid); check_text(a, "answer", file, rid)
     return [{"from": "human", "value": q}, {"from": "gpt", "value": a}]
 
 def load_flan(path_or_id=None, split="train", source=None, task=None, limit=None) -> Dataset:
-    "Load FLAN-style text (JSON/JSONL/parquet file or folder, or a hub id when online) as language-only records."
+    """Load FLAN-style text (JSON/JSONL/parquet file or folder, or a hub id when online) as language-only records.
+    A file with 0 records, or column-oriented JSON with columns of unequal length, is a `DataError`; records without
+    an `id` get `<source>-<k>`, `k` counted across the whole load (`record_ids`)."""
     path_or_id = path_or_id or data_path("flan_data")
     if path_or_id is None: raise DataError("settings.ini: flan_data is not set; pass a path or hub id to load_flan")
     p = Path(path_or_id)
@@ -164,37 +246,48 @@ def load_flan(path_or_id=None, split="train", source=None, task=None, limit=None
         try: hub = datasets.load_dataset(str(path_or_id), split=split)
         except Exception as e: raise DataError(f"{path_or_id}: cannot load hub dataset ({type(e).__name__}: {e})".replace("\n", " ")) from None
         if limit is not None: hub = hub.select(range(min(limit, len(hub))))
-        return _flan_rows(hub.to_list(), path_or_id, source or str(path_or_id).split("/")[-1], task)
+        if not len(hub): raise DataError(f"{path_or_id}: 0 records in split {split!r}")
+        return _flan_rows([(path_or_id, i, r) for i, r in enumerate(hub.to_list())], path_or_id, source or str(path_or_id).split("/")[-1], task)
     else: raise DataError(f"{path_or_id}: file not found")
     if not files: raise DataError(f"{p}: no .json/.jsonl/.parquet files")
     rows, src = [], source or (p.stem if p.is_file() else p.name)
     for f in files:
-        part = _read_table(f)
-        rows += [(f, i, r) for i, r in enumerate(part)]
+        rows += [(f, i, r) for i, r in enumerate(_read_table(f))]
         if limit is not None and len(rows) >= limit: rows = rows[:limit]; break
-    return records_to_dataset([_flan_row(f, i, r, src, task) for f, i, r in rows], p)
+    return _flan_rows(rows, p, src, task)
 
-def _flan_row(f, i, r, src, task):
-    if not isinstance(r, dict): raise DataError(f"{f}: record #{i}: not an object")
-    rid = str(r.get("id") or f"{src}-{i}")
-    t = task or r.get("task") or r.get("task_name") or r.get("_task_name") or src
-    return dict(id=rid, image=None, conversations=flan_to_conversation(r, f, rid), task=str(t), modality="language", source=src)
-
-def _flan_rows(rows, name, src, task):
-    return records_to_dataset([_flan_row(name, i, r, src, task) for i, r in enumerate(rows)], name)
+def _flan_rows(rows: list[tuple], name, src, task) -> Dataset:
+    "`(file, index in the file, row)` triples of one load as records (ids from `record_ids`, over the whole load)."
+    for f, i, r in rows:
+        if not isinstance(r, dict): raise DataError(f"{f}: record #{i}: not an object")
+    ids = record_ids([r.get("id") for _, _, r in rows], src)
+    out = []
+    for rid, (f, _, r) in zip(ids, rows):
+        t = task or r.get("task") or r.get("task_name") or r.get("_task_name") or src
+        out.append(dict(id=rid, image=None, conversations=flan_to_conversation(r, f, rid), task=str(t), modality="language",
+                        source=src, _file=f))
+    return records_to_dataset(out, name)
 
 # %% ../nbs/04_data.ipynb #bc479c84
-def from_records_dataset(ds: Dataset, file="<dataset>", source=None) -> Dataset:
-    "Validate a `tasks`-schema dataset (images already inside) and add `source` (default: its `task`)."
+def from_records_dataset(ds: Dataset, file="<dataset>", source=None, check_images: bool = True) -> Dataset:
+    """Validate a `tasks`-schema dataset (images already inside) and add `source` (default: its `task`).
+    `check_images=True` decodes every image (bytes in the `image` column, or the file it points to; `image_problem`):
+    an unreadable one is a `DataError` naming `file`, the record and the image."""
     meta = ds.cast_column("image", Image(decode=False)) if "image" in ds.column_names else ds
     ids, convs, imgs, mods = meta["id"], meta["conversations"], meta["image"], meta["modality"]
-    seen = set()
+    seen, to_check = set(), []
     for rid, conv, img, mod in zip(ids, convs, imgs, mods):
         if rid in seen: raise DataError(f"{file}: record {rid!r}: duplicate id")
         seen.add(rid)
         check_conversations(conv, int(img is not None), file, rid)
         if mod != ("vision" if img is not None else "language"):
             raise DataError(f"{file}: record {rid!r}: modality {mod!r} does not match image={img is not None}")
+        if img is not None and check_images:
+            data, path = img.get("bytes"), img.get("path")
+            if data is None and not (path and Path(path).is_file()):
+                raise DataError(f"{file}: record {rid!r}: image has no bytes and its file is not found: {path}")
+            to_check.append((rid, data if data is not None else path, path or "(image bytes)"))
+    verify_images(to_check, file)
     if "source" not in ds.column_names:
         ds = ds.add_column("source", [source] * len(ds) if source else list(ds["task"]))
     ds = ds.select_columns(list(FEATURES))
@@ -242,7 +335,7 @@ def _allocate(n: int, caps: dict, weights: dict, what: str) -> dict:
     while True:
         rem = n - sum(fixed.values())
         if rem == 0: return {**{s: 0 for s in active}, **fixed}
-        if not active: raise DataError(f"{what}: needs {n} examples but the pool has only {sum(fixed.values())}; lower the budget or pass allow_repeat=True")
+        if not active: raise DataError(f"{what}: needs {n} examples but the pool has only {sum(fixed.values())}; lower the budget")
         w = sum(weights.get(s, 1.0) for s in active)
         quota = {s: rem * weights.get(s, 1.0) / w for s in active}
         over = [s for s in active if quota[s] > caps[s]]
@@ -256,8 +349,17 @@ def _allocate(n: int, caps: dict, weights: dict, what: str) -> dict:
 def _rng(seed, *keys):
     return np.random.default_rng([seed, *(zlib.crc32(str(k).encode()) for k in keys)])
 
+def _max_budget(fraction: float, have: dict) -> int:
+    "The largest budget whose `round(fraction·budget)` language and remaining vision examples fit in `have`."
+    b = min([math.floor((have["language"] + 0.5) / fraction) if fraction > 0 else math.inf,
+             math.floor((have["vision"] + 0.5) / (1 - fraction)) if fraction < 1 else math.inf])
+    while b > 0 and (round(fraction * b) > have["language"] or b - round(fraction * b) > have["vision"]): b -= 1
+    return int(b)
+
 def resolve_recipe(name: str, pools: Dataset, budget: int | None = None, seed: int = 0, allow_repeat: bool = False) -> Dataset:
-    "The concrete stage-2 examples of recipe `name` drawn from `pools`: a shuffled `Dataset` subset (see its `id`s)."
+    """The concrete stage-2 examples of recipe `name` drawn from `pools`: a shuffled `Dataset` subset (see its `id`s).
+    A budget the pools cannot fill is a `DataError` giving the largest one they can; `allow_repeat=True` (for callers of
+    this function; runs do not repeat examples) cycles through each source instead."""
     r = get_recipe(name)
     if r.language_fraction is None: return pools.select([])
     budget = DEFAULT_BUDGET["microcosm"] if budget is None else int(budget)
@@ -265,12 +367,21 @@ def resolve_recipe(name: str, pools: Dataset, budget: int | None = None, seed: i
     n_lang = round(r.language_fraction * budget)
     need = {"language": n_lang, "vision": budget - n_lang}
     mods, srcs = np.asarray(pools["modality"]), np.asarray(pools["source"])
-    picked = []
+    groups = {}
     for mod in MODALITIES:
         idx = np.flatnonzero(mods == mod)
-        by_src = {s: idx[srcs[idx] == s] for s in sorted(set(srcs[idx].tolist()))}
+        groups[mod] = {s: idx[srcs[idx] == s] for s in sorted(set(srcs[idx].tolist()))}
+        if need[mod] and not groups[mod]: raise DataError(f"recipe {name!r}: needs {need[mod]} {mod} examples but the pool has none")
+    have = {m: sum(len(v) for s, v in g.items() if r.weights.get(s, 1.0) > 0) for m, g in groups.items()}
+    short = [m for m in MODALITIES if need[m] > have[m]]
+    if short and not allow_repeat:
+        m = short[0]
+        raise DataError(f"recipe {name!r} (budget {budget}): needs {need[m]} {m} examples but the pool has only {have[m]}; "
+                        f"lower the budget to at most {_max_budget(r.language_fraction, have)}")
+    picked = []
+    for mod in MODALITIES:
+        by_src = groups[mod]
         caps = {s: (math.inf if allow_repeat else len(v)) for s, v in by_src.items()}
-        if need[mod] and not by_src: raise DataError(f"recipe {name!r}: needs {need[mod]} {mod} examples but the pool has none")
         alloc = _allocate(need[mod], caps, r.weights, f"recipe {name!r} ({mod}, budget {budget})")
         for s, k in alloc.items():
             pool, rng, take = by_src[s], _rng(seed, mod, s), []
@@ -340,10 +451,17 @@ def _image_token_id(processor) -> int:
 
 def encode(ds: Dataset, processor, template: str = "v1", max_length: int | None = None, ledger=None, num_proc=None,
            keep_in_memory: bool | None = None) -> Dataset:
-    "Tokenize conversations with `template`; add `input_ids`, `labels`, counts; drop (and report) samples > `max_length`."
+    """Tokenize conversations with `template`; add `input_ids`, `labels`, counts; drop (and report) samples > `max_length`.
+    A prompt or answer holding the text of one of the tokenizer's special tokens (`all_special_tokens`, e.g. `</s>`,
+    `<pad>`; the `<image>` placeholder excepted) is refused with a `DataError` naming the source and record: tokenized,
+    that text would become the control token itself."""
     tok, n_img, img_id = processor.tokenizer, image_token_count(processor), _image_token_id(processor)
+    specials = special_text_pattern(set(tok.all_special_tokens) - {IMAGE_TOKEN})
 
-    def one(rid, conversations, image):
+    def one(rid, conversations, image, source):
+        for i, t in enumerate(conversations):
+            if isinstance(t.get("value"), str):
+                check_special_text(t["value"], f"{'prompt' if i % 2 == 0 else 'answer'} (turn {i})", f"encode ({source})", rid, specials)
         e = encode_conversation(conversations, tok, template=template, n_image_tokens=n_img, record_id=rid)
         ids, labels = list(e["input_ids"]), list(e["labels"])
         has_image, k = image is not None, sum(t == img_id for t in ids)
@@ -358,7 +476,7 @@ def encode(ds: Dataset, processor, template: str = "v1", max_length: int | None 
         ds = ds.add_column("source", list(ds["task"]) if "task" in ds.column_names else ["unknown"] * len(ds))
     raw = ds.cast_column("image", Image(decode=False))
     if keep_in_memory is None: keep_in_memory = len(ds) <= 50_000  # small: no cache files; real scale: datasets' cache
-    out = raw.map(one, input_columns=["id", "conversations", "image"], remove_columns=["conversations"], num_proc=num_proc,
+    out = raw.map(one, input_columns=["id", "conversations", "image", "source"], remove_columns=["conversations"], num_proc=num_proc,
                   desc=f"encode ({template})", load_from_cache_file=False, keep_in_memory=keep_in_memory)
     out = out.cast_column("image", Image())
     if max_length is not None:

@@ -252,8 +252,22 @@ def param_counts(model) -> dict:
 class BadImageError(MMKitError):
     "An input that is not a readable, non-empty image."
 
+_WIDE_INT_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")   # 16-bit PNGs open as these
+
+def _to_rgb(img):
+    "8-bit RGB, upright: EXIF orientation applied; 16-bit values scaled to 8 bits (`convert` alone clips them to white)."
+    from PIL import Image, ImageOps
+    import numpy as np
+    if img.getexif().get(0x0112, 1) not in (0, 1): img = ImageOps.exif_transpose(img)   # 0x0112: Orientation
+    if img.mode in _WIDE_INT_MODES:
+        a = np.asarray(img, dtype=np.float64)
+        img = Image.fromarray(np.clip(np.round(a / 257), 0, 255).astype(np.uint8))
+    return img if img.mode == "RGB" else img.convert("RGB")
+
 def load_image(x, name: str | None = None):
-    "An RGB `PIL.Image` from a path, bytes, a `datasets` image dict, a PIL image or a numpy array."
+    """An RGB `PIL.Image` from a path, bytes, a `datasets` image dict, a PIL image or a numpy array. Upright (EXIF
+    orientation applied, as a viewer shows it) and 8-bit: 16-bit images (PNG modes `I;16`/`I`, `uint16` arrays) are
+    scaled by 255/65535, float arrays read as [0, 1]."""
     from PIL import Image, UnidentifiedImageError
     import numpy as np
     if isinstance(x, dict): name, x = name or x.get("path") or "<image bytes>", x.get("bytes") or x.get("path")
@@ -263,6 +277,7 @@ def load_image(x, name: str | None = None):
         if x.size == 0: raise BadImageError(f"{label}: zero-size image {x.shape}")
         if x.ndim not in (2, 3): raise BadImageError(f"{label}: array of shape {x.shape} is not an image")
         if x.dtype.kind == "f": x = (np.clip(x, 0, 1) * 255).round()
+        elif x.dtype == np.uint16: x = np.round(x / 257)
         img = Image.fromarray(np.ascontiguousarray(x.astype(np.uint8)))
     elif isinstance(x, (bytes, bytearray, memoryview)):
         label = name or "<image bytes>"
@@ -279,7 +294,7 @@ def load_image(x, name: str | None = None):
     try: img.load()
     except (OSError, SyntaxError, ValueError) as e: raise BadImageError(f"{label}: unreadable image ({e})".replace("\n", " ")) from None
     if img.width == 0 or img.height == 0: raise BadImageError(f"{label}: zero-size image ({img.width}x{img.height})")
-    return img if img.mode == "RGB" else img.convert("RGB")
+    return _to_rgb(img)
 
 # %% ../nbs/01_model.ipynb #c1c5cd35
 class ModelLoadError(MMKitError):

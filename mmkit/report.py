@@ -28,30 +28,51 @@ def _as_runs(runs):
     if runs is None or isinstance(runs, (str, Path)): return mruns.list_runs(runs)
     return list(runs)
 
-def results_frame(runs=None) -> pd.DataFrame:
-    "One row per *complete* run (from `list_runs` entries, a runs dir, or None for the default runs dir)."
+def _damage(r: dict, e: Exception, file: str) -> str:
+    "One line saying why run `r` cannot be reported (`file`: the run file being read)."
+    msg = str(e) if isinstance(e, MMKitError) else f"{Path(r['path'])/file}: unexpected content ({type(e).__name__}: {e})"
+    return " ".join(msg.split())
+
+def _skip(r: dict, e: Exception, file: str, damaged: dict | None):
+    "Record (or, with no `damaged` dict, warn about) a complete run left out because one of its files cannot be read."
+    if damaged is not None: damaged[r["name"]] = _damage(r, e, file)
+    else:
+        import warnings
+        warnings.warn(f"report: run {r['name']} left out: {_damage(r, e, file)}")
+
+def _result_row(r: dict) -> dict:
+    "The `results_frame` row of one complete run (raises on metrics of an unexpected shape)."
+    m, cfg = r["metrics"], r["config"] or {}
+    params = m.get("params") or cfg.get("params") or {}
+    tt = m.get("training_tokens") or {}
+    row = dict(run=r["name"], recipe=m.get("recipe") or params.get("recipe") or r["recipe"], seed=params.get("seed", m.get("seed")),
+               language_fraction=m.get("language_fraction", cfg.get("language_fraction")), budget=params.get("budget"),
+               size=params.get("size"), scale=params.get("scale"))
+    for name, d in (m.get("datasets") or {}).items():
+        row[name] = d.get("acc", d.get("accuracy"))
+        if "f1" in d and name == "pope": row["pope_f1"] = d["f1"]
+    for k in AVERAGES: row[k] = m.get(k)
+    ctl = m.get("controls") or {}
+    for name, d in (ctl.get("datasets") or {}).items(): row[f"ctl_{name}"] = d.get("acc")
+    for k in ("language_avg", "vision_avg"): row[f"ctl_{k}"] = ctl.get(k)
+    row.update(tokens_text=tt.get("text", 0), tokens_image=tt.get("image", 0),
+               tokens_total=tt.get("total", tt.get("text", 0) + tt.get("image", 0)),
+               final_loss=m.get("final_loss"), train_seconds=m.get("train_seconds"), path=str(r["path"]))
+    row["variant"] = mruns.default_run_name(**{k: v for k, v in params.items() if k in mruns.IDENTITY and k != "seed"},
+                                            seed=0) if row["recipe"] else r["name"]
+    for c in [*SUITES, "pope_f1", *AVERAGES, *CONTROL_COLS, *TOKEN_COLS, "language_fraction", "final_loss", "train_seconds"]:
+        if row.get(c) is not None and not isinstance(row[c], (int, float)):
+            raise MMKitError(f"{Path(r['path'])/'metrics.json'}: {c} is {row[c]!r}, not a number")
+    return row
+
+def results_frame(runs=None, damaged: dict | None = None) -> pd.DataFrame:
+    """One row per *complete* run (from `list_runs` entries, a runs dir, or None for the default runs dir). A run whose
+    metrics cannot be read into a row is left out: named in `damaged` (name → one-line error) when given, else warned."""
     rows = []
     for r in _as_runs(runs):
         if r["status"] != "complete": continue
-        m, cfg = r["metrics"], r["config"] or {}
-        params = m.get("params") or cfg.get("params") or {}
-        tt = m.get("training_tokens") or {}
-        row = dict(run=r["name"], recipe=m.get("recipe") or params.get("recipe") or r["recipe"], seed=params.get("seed", m.get("seed")),
-                   language_fraction=m.get("language_fraction", cfg.get("language_fraction")), budget=params.get("budget"),
-                   size=params.get("size"), scale=params.get("scale"))
-        for name, d in (m.get("datasets") or {}).items():
-            row[name] = d.get("acc", d.get("accuracy"))
-            if "f1" in d and name == "pope": row["pope_f1"] = d["f1"]
-        for k in AVERAGES: row[k] = m.get(k)
-        ctl = m.get("controls") or {}
-        for name, d in (ctl.get("datasets") or {}).items(): row[f"ctl_{name}"] = d.get("acc")
-        for k in ("language_avg", "vision_avg"): row[f"ctl_{k}"] = ctl.get(k)
-        row.update(tokens_text=tt.get("text", 0), tokens_image=tt.get("image", 0),
-                   tokens_total=tt.get("total", tt.get("text", 0) + tt.get("image", 0)),
-                   final_loss=m.get("final_loss"), train_seconds=m.get("train_seconds"), path=str(r["path"]))
-        row["variant"] = mruns.default_run_name(**{k: v for k, v in params.items() if k in mruns.IDENTITY and k != "seed"},
-                                                seed=0) if row["recipe"] else r["name"]
-        rows.append(row)
+        try: rows.append(_result_row(r))
+        except Exception as e: _skip(r, e, "metrics.json", damaged)
     cols = ["run", "group", "recipe", "seed", "language_fraction", "budget", "size", "scale", *SUITES, "pope_f1", *AVERAGES,
             *TOKEN_COLS, *CONTROL_COLS, "final_loss", "train_seconds", "path"]
     df = pd.DataFrame(rows, columns=[*cols, "variant"])
@@ -280,19 +301,29 @@ def predictions_html(samples: list[dict], image_px: int = 96) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 # %% ../nbs/09_report.ipynb #edf12a47
-def answer_forms(runs=None) -> pd.DataFrame:
+def _form_rows(r: dict) -> list[dict]:
+    "The `answer_forms` rows of one complete run (raises on an unreadable `predictions.jsonl`)."
+    preds = read_predictions(r["path"])
+    miss = [c for c in ("dataset", "extracted", "correct") if c not in preds.columns]
+    if miss: raise MMKitError(f"{Path(r['path'])/'predictions.jsonl'}: rows without {', '.join(miss)}")
+    rows = []
+    for name, g in preds.groupby("dataset", sort=False):
+        ans = g[g["extracted"].fillna("").astype(str) != ""]
+        counts = ans["extracted"].astype(str).value_counts()
+        rows.append(dict(run=r["name"], dataset=name, n=len(g), answered=len(ans) / len(g),
+                         acc_answered=float(ans["correct"].mean()) if len(ans) else float("nan"),
+                         top_answer=counts.index[0] if len(ans) else "", top_share=float(counts.iloc[0] / len(ans)) if len(ans) else float("nan")))
+    return rows
+
+def answer_forms(runs=None, damaged: dict | None = None) -> pd.DataFrame:
     """Per complete run and held-out dataset, from `predictions.jsonl`: `n`, `answered` (share of outputs mapped to an
-    answer), `acc_answered` (accuracy among those; NaN when none), `top_answer` and `top_share` (its share among them)."""
+    answer), `acc_answered` (accuracy among those; NaN when none), `top_answer` and `top_share` (its share among them).
+    A run whose predictions cannot be read is left out: named in `damaged` (name → one-line error) when given, else warned."""
     rows = []
     for r in _as_runs(runs):
         if r["status"] != "complete" or not (Path(r["path"])/"predictions.jsonl").is_file(): continue
-        preds = read_predictions(r["path"])
-        for name, g in preds.groupby("dataset", sort=False):
-            ans = g[g["extracted"].fillna("").astype(str) != ""]
-            counts = ans["extracted"].astype(str).value_counts()
-            rows.append(dict(run=r["name"], dataset=name, n=len(g), answered=len(ans) / len(g),
-                             acc_answered=float(ans["correct"].mean()) if len(ans) else float("nan"),
-                             top_answer=counts.index[0] if len(ans) else "", top_share=float(counts.iloc[0] / len(ans)) if len(ans) else float("nan")))
+        try: rows += _form_rows(r)
+        except Exception as e: _skip(r, e, "predictions.jsonl", damaged)
     return pd.DataFrame(rows, columns=["run", "dataset", "n", "answered", "acc_answered", "top_answer", "top_share"])
 
 def answer_form_table(df: pd.DataFrame, forms: pd.DataFrame) -> pd.DataFrame:
@@ -325,19 +356,30 @@ def to_markdown(df: pd.DataFrame, index: bool = True) -> str:
 FIGURES = {"per_dataset": fig_per_dataset, "score_vs_tokens": fig_score_vs_tokens, "sweep": fig_sweep}
 
 def write_report(out_dir=None, runs_dir=None) -> dict:
-    "Write the results table (markdown + CSV) and the figures (HTML) to `out_dir` (default `<runs>/report`)."
+    """Write the results table (markdown + CSV) and the figures (HTML) to `out_dir` (default `<runs>/report`).
+
+    A damaged run — broken (`runs.read_run`: an unreadable `metrics.json` or `config.json`), or complete but with a
+    `metrics.json` or `predictions.jsonl` the report cannot read — does not stop the report: it is left out of every
+    table and figure and named with its error in the returned `damaged` (name → error), in the printed output and in
+    `results.md`; the intact runs are reported."""
     from plotly.offline import get_plotlyjs
     root = Path(runs_dir).expanduser() if runs_dir is not None else _default_runs_dir()
     out = Path(out_dir).expanduser() if out_dir is not None else root/"report"
     from mmkit.evaluate import chance_levels
     runs = mruns.list_runs(root)
+    damaged = {r["name"]: r["error"] or "broken run folder" for r in runs if r["status"] == "broken"}
+    all_forms = answer_forms(runs, damaged); results_frame(runs, damaged)      # complete runs the report cannot read
+    intact = [r for r in runs if r["name"] not in damaged]
     chance = chance_levels()
-    df = results_frame(runs); table = results_table(df, chance); status = runs_frame(runs); controls = controls_table(df)
-    forms = answer_form_table(df, answer_forms(runs))
+    df = results_frame(intact); table = results_table(df, chance); controls = controls_table(df)
+    forms = answer_form_table(df, all_forms[all_forms.run.isin(set(df.run))])
+    status = runs_frame(runs)
+    for name, err in damaged.items(): status.loc[status.run == name, ["status", "error"]] = ["broken", err]
     paths = dict(markdown=out/"results.md", csv=out/"results.csv", runs_csv=out/"runs.csv")
-    n_ok = int((status.status == "complete").sum()) if len(status) else 0
-    md = [f"# Results\n\n{n_ok} complete run(s) of {len(status)} under `{root}`. Accuracy in %, mean ± 95 % CI over seeds "
-          "(t-interval; none for one seed). Training tokens: mean over seeds, from each run's ledger.\n",
+    left_out = (f" **{len(damaged)} damaged run(s) left out** (see *Damaged runs*): " + ", ".join(f"`{n}`" for n in damaged) + "."
+                if damaged else "")
+    md = [f"# Results\n\n{len(df)} complete run(s) of {len(status)} under `{root}`.{left_out} Accuracy in %, mean ± 95 % CI "
+          "over seeds (t-interval; none for one seed). Training tokens: mean over seeds, from each run's ledger.\n",
           to_markdown(table) if len(df) else "_no complete runs yet_\n",
           "\n*chance*: a uniform guess among each item's valid answers (1/k of k options, ½ for yes/no, 0 for open answers).\n",
           "\n## Training-task controls\n\nFresh items of every stage-2 *training* task (same task types and phrasings, new "
@@ -346,8 +388,12 @@ def write_report(out_dir=None, runs_dir=None) -> dict:
           "\n## Answer form\n\nPer held-out dataset, means over seeds: *answered %* (outputs the extractor maps to an answer "
           "of the asked type) · *accuracy when answered %* (compare with the chance row above); accuracy = answered × "
           "accuracy when answered. *Top answer share*: how often the most frequent answer is the one given (%).\n",
-          to_markdown(forms) if len(forms) else "_no run has predictions_\n",
-          "\n## Runs\n", to_markdown(status.drop(columns=["path"]), index=False) if len(status) else "_no run folders_\n"]
+          to_markdown(forms) if len(forms) else "_no run has predictions_\n"]
+    if damaged:
+        md += ["\n## Damaged runs\n\nLeft out of every table and figure above. Running the same command again redoes what is "
+               "missing (a corrupt `metrics.json` is evaluated again); `force` redoes the whole run.\n",
+               "".join(f"- `{n}`: {e}\n" for n, e in damaged.items())]
+    md += ["\n## Runs\n", to_markdown(status.drop(columns=["path"]), index=False) if len(status) else "_no run folders_\n"]
     atomic_write_text(paths["markdown"], "\n".join(md))
     atomic_write_text(paths["csv"], table.to_csv())
     paths["controls_csv"] = atomic_write_text(out/"controls.csv", controls.to_csv())
@@ -360,7 +406,7 @@ def write_report(out_dir=None, runs_dir=None) -> dict:
         fig = fn(df, chance=chance)
         paths[name] = atomic_write_text(out/f"fig_{name}.html", fig.to_html(include_plotlyjs="directory", full_html=True))
         figs[name] = fig
-    broken = status[status.status == "broken"]
-    for _, b in broken.iterrows(): print(f"[report] broken run {b.run}: {b.error}")
-    print(f"[report] {n_ok} complete run(s), {len(broken)} broken -> {out}")
-    return dict(out_dir=out, paths=paths, table=table, controls=controls, answer_forms=forms, chance=chance, frame=df, runs=status, figures=figs)
+    for name, err in damaged.items(): print(f"[report] damaged run {name} (left out): {err}")
+    print(f"[report] {len(df)} complete run(s) reported, {len(damaged)} damaged -> {out}")
+    return dict(out_dir=out, paths=paths, table=table, controls=controls, answer_forms=forms, chance=chance, frame=df, runs=status,
+                figures=figs, damaged=damaged)

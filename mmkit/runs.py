@@ -5,15 +5,17 @@
 # %% ../nbs/08_runs.ipynb #e0e5014e
 from __future__ import annotations
 import math, os, re, shutil, time, traceback
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 from .config import (MMKitError, atomic_write_json, atomic_write_jsonl, env_info, process_state, read_json, read_jsonl,
                           runs_dir as _default_runs_dir)
 
 # %% auto #0
-__all__ = ['RUN_FILES', 'IDENTITY', 'ZERO_TOKENS', 'SUMMARY_KEYS', 'CONTROL_N', 'MIXTURE_SWEEP', 'RunError', 'check_params',
-           'default_run_name', 'read_run', 'list_runs', 'newest_run', 'add_controls', 'rescore', 'run_experiment',
-           'sweep_plan', 'train_notebook', 'run_notebook', 'run_sweep']
+__all__ = ['RUN_FILES', 'IDENTITY', 'LOCK_FILE', 'ZERO_TOKENS', 'SUMMARY_KEYS', 'CONTROL_N', 'MIXTURE_SWEEP', 'RunError',
+           'check_params', 'default_run_name', 'read_run', 'list_runs', 'newest_run', 'run_lock', 'add_controls',
+           'rescore', 'run_experiment', 'sweep_plan', 'train_notebook', 'run_notebook', 'run_sweep',
+           'check_notebook_params', 'notebook_errors']
 
 # %% ../nbs/08_runs.ipynb #b97f513e
 class RunError(MMKitError):
@@ -167,6 +169,32 @@ def newest_run(recipe: str, runs_dir=None, status: str | None = "complete") -> d
     return max(rs, key=lambda r: r["mtime"] or 0) if rs else None
 
 # %% ../nbs/08_runs.ipynb #fe648b5e
+LOCK_FILE = ".lock"   # inside the run folder: the OS lock of the process that writes the run
+
+@contextmanager
+def run_lock(run):
+    """Hold an exclusive lock on the run folder `run` (made if absent) for the `with` block: a second process (or a
+    second call) on the same folder gets a `RunError` at once, naming the folder and the holder's pid. It is an OS
+    file lock (`fcntl.flock` on `run/.lock`, which records the pid), so it goes with its process: released on exit,
+    on an exception and on a crash or `kill -9` — never a stale marker to delete by hand."""
+    import fcntl
+    run = Path(run); run.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run/LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:                           # held through another open file: another process or call
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        os.close(fd)
+        raise RunError(f"{run}: in use by another run (pid {holder or 'unknown'}) under the same run name; wait for it "
+                       "to finish, or choose another run_name") from None
+    except OSError as e:
+        os.close(fd)
+        raise RunError(f"{run}: cannot lock the run folder ({e.strerror or e})") from None
+    try:
+        os.ftruncate(fd, 0); os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield run
+    finally:
+        os.ftruncate(fd, 0); os.close(fd)           # closing the file releases the lock
+
 def _now() -> str: return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 def _identity(p: dict) -> dict: return {k: p[k] for k in IDENTITY}
@@ -273,10 +301,11 @@ def add_controls(run, force: bool = False) -> dict:
     if m.get("controls") and not force: return m["controls"]
     if r["checkpoint"] is None or not (Path(r["checkpoint"])/"config.json").is_file():
         raise RunError(f"{run}: no checkpoint to score (neither {run/'checkpoint'} nor, for recipe base, the base path)")
-    model, processor = _load(r["checkpoint"])
-    p = m.get("params") or {}
-    m["controls"] = _controls(run, model, processor, p.get("eval_n"), p.get("seed") or 0)
-    atomic_write_json(run/"metrics.json", m)
+    with run_lock(run):                                     # not while a run writes this folder
+        model, processor = _load(r["checkpoint"])
+        p = m.get("params") or {}
+        m["controls"] = _controls(run, model, processor, p.get("eval_n"), p.get("seed") or 0)
+        atomic_write_json(run/"metrics.json", m)
     return m["controls"]
 
 # %% ../nbs/08_runs.ipynb #5b9803c0
@@ -302,21 +331,41 @@ def rescore(run) -> dict:
     from mmkit.evaluate import summarize
     run = Path(run); r = _complete_run(run)
     m, changed, keys = r["metrics"], {}, ("n_items", "datasets", "language_avg", "vision_avg", "overall_avg")
-    for name in ("predictions.jsonl", "controls.jsonl"):
-        path = run/name
-        if not path.is_file(): continue
-        rows, changed[name] = _rescored(read_jsonl(path))
-        s = summarize(rows)
-        if name == "predictions.jsonl": m.update({k: s[k] for k in keys})
-        elif m.get("controls") is not None: m["controls"] = {k: s[k] for k in keys}
-        atomic_write_jsonl(path, rows)
-    atomic_write_json(run/"metrics.json", m)
+    with run_lock(run):                                     # not while a run writes this folder
+        for name in ("predictions.jsonl", "controls.jsonl"):
+            path = run/name
+            if not path.is_file(): continue
+            rows, changed[name] = _rescored(read_jsonl(path))
+            s = summarize(rows)
+            if name == "predictions.jsonl": m.update({k: s[k] for k in keys})
+            elif m.get("controls") is not None: m["controls"] = {k: s[k] for k in keys}
+            atomic_write_jsonl(path, rows)
+        atomic_write_json(run/"metrics.json", m)
     return changed
 
 # %% ../nbs/08_runs.ipynb #6ca4fa36
+def _folder_state(run: Path, ident: dict, force: bool) -> dict | None:
+    "`read_run(run)` (None when the folder holds no run file yet); `RunError` when it conflicts with `ident`."
+    if not (run.is_dir() and any((run/f).exists() for f in RUN_FILES)): return None
+    old = read_run(run)
+    if old["config"] and old["config"]["params"] != ident and not force:
+        raise RunError(f"{run}: this run folder was made with other parameters ({_diff(old['config']['params'], ident)}); "
+                       "pass force=True to redo it, or choose another run_name")
+    if old["status"] == "broken" and old["config"] is None and not force:
+        raise RunError(f"{run}: broken run folder ({old['error']}); pass force=True to redo it")
+    return old
+
+def _reused(run: Path, old: dict) -> Path:
+    print(f"[runs] reused: {run} is complete (metrics.json from {datetime.fromtimestamp(old['mtime']).isoformat(timespec='seconds')}); "
+          "pass force=True to redo it")
+    return run
+
 def run_experiment(recipe, *, run_name=None, base=None, seed=0, budget=None, size=None, scale="default", lora=None,
                    epochs=None, lr=None, eval_n=None, suites=None, force=False, runs_dir=None, compile=False) -> Path:
     """Train `recipe` on the base, evaluate on the held-out suites, write `runs/<name>/`; reuse a complete run unless `force`.
+
+    The run folder is locked while the run works in it (`run_lock`): a second run under the same name at the same time
+    fails at once with a `RunError` naming the folder and the first run's pid, before it writes anything.
 
     `compile=True` trains stage 2 under `torch.compile` (`mmkit.train.compiled_training`). It is *how* the run is
     computed, like the number of processes, not *what* is run: it is recorded in `config.json` and `train.json` but is
@@ -326,16 +375,8 @@ def run_experiment(recipe, *, run_name=None, base=None, seed=0, budget=None, siz
     name = p["run_name"] or default_run_name(**p)
     run = _root(p["runs_dir"])/name
     ident = _identity(p)
-    old = read_run(run) if run.exists() else None
-    if old and old["config"] and old["config"]["params"] != ident and not force:
-        raise RunError(f"{run}: this run folder was made with other parameters ({_diff(old['config']['params'], ident)}); "
-                       "pass force=True to redo it, or choose another run_name")
-    if old and old["status"] == "broken" and old["config"] is None and not force:
-        raise RunError(f"{run}: broken run folder ({old['error']}); pass force=True to redo it")
-    if old and old["status"] == "complete" and not force:
-        print(f"[runs] reused: {run} is complete (metrics.json from {datetime.fromtimestamp(old['mtime']).isoformat(timespec='seconds')}); "
-              "pass force=True to redo it")
-        return run
+    old = _folder_state(run, ident, force)
+    if old and old["status"] == "complete" and not force: return _reused(run, old)
     st = process_state()                                        # several processes: the main one writes, all train and score
     from mmkit.config import settings
     from mmkit.train import resolve_base, base_path as microcosm_base
@@ -347,41 +388,44 @@ def run_experiment(recipe, *, run_name=None, base=None, seed=0, budget=None, siz
                        f"takes one process: run `mmkit base{' --size ' + p['size'] if p['size'] else ''} --scale {p['scale']}` "
                        "once, then launch the run on several")
     base_path = resolve_base(p["base"], size=p["size"], scale=p["scale"])
-    if st.is_main_process:
-        if force and run.exists(): print(f"[runs] force: clearing {run}"); _clear(run)
-        elif old and old["status"] == "broken": (run/"metrics.json").unlink(missing_ok=True)   # corrupt results: evaluate again
-        if old and not force and old["status"] != "complete": print(f"[runs] resuming incomplete run {run}")
-    st.wait_for_everyone()
-    from mmkit.data import get_recipe
-    r = get_recipe(p["recipe"])
-    cfg = dict(name=name, params=ident, base_path=base_path, recipe_doc=r.doc, language_fraction=r.language_fraction,
-               examples=len(ids), example_ids=ids, compile=p["compile"], created=_now(), env=env_info())
-    if st.is_main_process: atomic_write_json(run/"config.json", cfg)
-    try:
-        t0 = time.time()
-        info = _train(run, p, base_path)
-        st.wait_for_everyone()                                  # the checkpoint is on disk before anyone loads it
+    with run_lock(run) if st.is_main_process else nullcontext():   # one writer per run folder, released even on a crash
         if st.is_main_process:
-            print(f"[runs] {name}: trained in {time.time() - t0:.1f}s" if p["recipe"] != "base" else f"[runs] {name}: evaluating the base")
-        metrics, eval_s = _evaluate(run, p, info["checkpoint"])
-        tok = info.get("tokens") or dict(ZERO_TOKENS)
-        out = dict(run=name, recipe=p["recipe"], params=ident, language_fraction=r.language_fraction, **metrics,
-                   tokens=tok, training_tokens=dict(text=tok.get("text_tokens", 0), image=tok.get("image_tokens", 0),
-                                                    total=tok.get("text_tokens", 0) + tok.get("image_tokens", 0)),
-                   examples=info.get("examples"), final_loss=info.get("final_loss"), train_seconds=info.get("train_seconds"),
-                   eval_seconds=eval_s, base_path=base_path, completed=_now())
+            old = _folder_state(run, ident, force)          # again, under the lock: another run may have changed it meanwhile
+            if old and old["status"] == "complete" and not force and st.num_processes == 1: return _reused(run, old)
+            if force and old: print(f"[runs] force: clearing {run}"); _clear(run)
+            elif old and old["status"] == "broken": (run/"metrics.json").unlink(missing_ok=True)   # corrupt results: evaluate again
+            if old and not force and old["status"] != "complete": print(f"[runs] resuming incomplete run {run}")
+        st.wait_for_everyone()
+        from mmkit.data import get_recipe
+        r = get_recipe(p["recipe"])
+        cfg = dict(name=name, params=ident, base_path=base_path, recipe_doc=r.doc, language_fraction=r.language_fraction,
+                   examples=len(ids), example_ids=ids, compile=p["compile"], created=_now(), env=env_info())
+        if st.is_main_process: atomic_write_json(run/"config.json", cfg)
+        try:
+            t0 = time.time()
+            info = _train(run, p, base_path)
+            st.wait_for_everyone()                                  # the checkpoint is on disk before anyone loads it
+            if st.is_main_process:
+                print(f"[runs] {name}: trained in {time.time() - t0:.1f}s" if p["recipe"] != "base" else f"[runs] {name}: evaluating the base")
+            metrics, eval_s = _evaluate(run, p, info["checkpoint"])
+            tok = info.get("tokens") or dict(ZERO_TOKENS)
+            out = dict(run=name, recipe=p["recipe"], params=ident, language_fraction=r.language_fraction, **metrics,
+                       tokens=tok, training_tokens=dict(text=tok.get("text_tokens", 0), image=tok.get("image_tokens", 0),
+                                                        total=tok.get("text_tokens", 0) + tok.get("image_tokens", 0)),
+                       examples=info.get("examples"), final_loss=info.get("final_loss"), train_seconds=info.get("train_seconds"),
+                       eval_seconds=eval_s, base_path=base_path, completed=_now())
+            if st.is_main_process:
+                (run/"failed.json").unlink(missing_ok=True)
+                atomic_write_json(run/"metrics.json", out)
+            st.wait_for_everyone()                                  # the run is complete for every process
+        except BaseException as e:
+            atomic_write_json(run/"failed.json", dict(error=f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}",
+                                                      traceback=traceback.format_exc()[-4000:], at=_now()))
+            raise
         if st.is_main_process:
-            (run/"failed.json").unlink(missing_ok=True)
-            atomic_write_json(run/"metrics.json", out)
-        st.wait_for_everyone()                                  # the run is complete for every process
-    except BaseException as e:
-        atomic_write_json(run/"failed.json", dict(error=f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}",
-                                                  traceback=traceback.format_exc()[-4000:], at=_now()))
-        raise
-    if st.is_main_process:
-        print(f"[runs] {name}: complete -> {run} (overall {out['overall_avg']:.3f}, language {out['language_avg']:.3f}, "
-              f"vision {out['vision_avg']:.3f})")
-    return run
+            print(f"[runs] {name}: complete -> {run} (overall {out['overall_avg']:.3f}, language {out['language_avg']:.3f}, "
+                  f"vision {out['vision_avg']:.3f})")
+        return run
 
 # %% ../nbs/08_runs.ipynb #b9ddc3b1
 MIXTURE_SWEEP = [f"mix:{i / 8:g}" for i in range(9)]
@@ -403,15 +447,18 @@ def train_notebook() -> Path:
     return p
 
 def run_notebook(params: dict, output=None, kernel: str | None = None) -> Path:
-    "Execute `nbs/train.ipynb` with `params` through papermill; the executed copy goes to `runs/<name>.ipynb`."
+    """Execute `nbs/train.ipynb` with `params` through papermill; the executed copy goes to `runs/<name>.ipynb`.
+    A failing cell is a `RunError`: one line naming the executed notebook, the cell and the error."""
     import papermill as pm
     p = check_params(**params)
     name = p["run_name"] or default_run_name(**p)
     output = Path(output) if output else _root(p["runs_dir"])/f"{name}.ipynb"
     output.parent.mkdir(parents=True, exist_ok=True)
     nb = train_notebook()
-    pm.execute_notebook(str(nb), str(output), parameters={k: v for k, v in params.items() if v is not None},
-                        kernel_name=kernel, cwd=str(nb.parent), progress_bar=False)
+    try: pm.execute_notebook(str(nb), str(output), parameters={k: v for k, v in params.items() if v is not None},
+                             kernel_name=kernel, cwd=str(nb.parent), progress_bar=False)
+    except pm.PapermillExecutionError as e:     # one line; the executed notebook holds the traceback
+        raise RunError(f"{output}: cell {e.exec_count} failed: {e.ename}: {' '.join(str(e.evalue).split())}") from None
     return output
 
 def run_sweep(plan: list[dict], notebooks: bool = False) -> list[Path]:
@@ -427,3 +474,39 @@ def run_sweep(plan: list[dict], notebooks: bool = False) -> list[Path]:
         else: run_experiment(**q)
         out.append(run)
     return out
+
+# %% ../nbs/08_runs.ipynb #418c5392
+def _assigned(src: str) -> list[str]:
+    "Names a cell's top-level assignments bind, in order (`a = 1`, `a: int = 1`, `a = b = 1`)."
+    import ast
+    try: tree = ast.parse(src)
+    except SyntaxError: return re.findall(r"(?m)^([A-Za-z_]\w*)\s*(?::[^=\n]*)?=(?!=)", src)
+    out = []
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        out += [t.id for t in targets if isinstance(t, ast.Name) and t.id not in out]
+    return out
+
+def check_notebook_params(ns: dict) -> list[str]:
+    """In an experiment notebook run by papermill, refuse (`RunError`, one line) parameter names the notebook's
+    `parameters` cell does not define, suggesting the closest one; call it with `globals()` in the cell after the
+    parameters. Returns the names papermill passed (none outside papermill)."""
+    import difflib
+    hist = list(ns.get("In") or [])
+    inj = [i for i, src in enumerate(hist) if i and src.lstrip().startswith("# Parameters")]
+    if not inj: return []
+    known, given = _assigned(hist[inj[-1] - 1]), _assigned(hist[inj[-1]])
+    for name in given:
+        if name in known or name.startswith("PAPERMILL_"): continue   # papermill's own --inject-paths names
+        close = difflib.get_close_matches(name, known, n=1)
+        raise RunError(f"unknown parameter {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                       + f"; this notebook's parameters: {', '.join(known)}")
+    return given
+
+@contextmanager
+def notebook_errors():
+    "In a notebook: an `MMKitError` raised in the block shows as its one line (`RunError: …`), without a traceback."
+    try: yield
+    except MMKitError as e:
+        e._render_traceback_ = lambda e=e: [f"{type(e).__name__}: {e}"]   # IPython shows this instead of the traceback
+        raise

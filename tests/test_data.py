@@ -172,6 +172,16 @@ def _one_line(excinfo, *needles):
     ({"id": "r_twohuman", "conversations": [{"from": "human", "value": "q"}, {"from": "human", "value": "q"},
                                             {"from": "gpt", "value": "a"}]}, ["unpaired", "turn 1"]),
     ({"id": "r_role", "conversations": [{"from": "human", "value": "q"}, {"from": "bot", "value": "a"}]}, ["unknown role 'bot'"]),
+    # empty or whitespace-only prompts and answers are refused, as load_flan refuses them (one shared check)
+    ({"id": "r_empty_answer", "conversations": _turns(("q", ""))}, ["empty or non-text answer (turn 1)"]),
+    ({"id": "r_blank_answer", "image": "coco/train2017/000000033471.png",
+      "conversations": _turns(("<image>\nq", " \n\t"))}, ["empty or non-text answer (turn 1)"]),
+    ({"id": "r_blank_prompt", "conversations": _turns(("q", "a"), ("   ", "b"))}, ["empty or non-text prompt (turn 2)"]),
+    # control-token text is refused (not silently turned into the control token)
+    ({"id": "r_eos", "conversations": _turns(("q", "yes</s>"))}, ["answer (turn 1)", "'</s>'", "as text"]),
+    ({"id": "r_pad", "conversations": _turns(("<pad>fill q", "a"))}, ["prompt (turn 0)", "'<pad>'"]),
+    ({"id": "r_bos", "conversations": _turns(("q", "a"), ("next <s> q", "b"))}, ["prompt (turn 2)", "'<s>'"]),
+    ({"id": "r_unk", "conversations": _turns(("q", "<unk>"))}, ["answer (turn 1)", "'<unk>'"]),
 ])
 def test_bad_llava_records(llava_dir, record, needles):
     p = _write(llava_dir, "bad.json", [RECORDS[2], record])
@@ -205,7 +215,7 @@ def test_bad_recipes(test_pools):
         with pytest.raises(DataError, match=r"outside \[0, 1\]"): resolve_recipe(f"mix:{p}", test_pools, 10)
     n_lang = Counter(test_pools["modality"])["language"]
     with pytest.raises(DataError) as e: resolve_recipe("lang_only", test_pools, n_lang + 1)
-    _one_line(e, "'lang_only'", f"needs {n_lang + 1}", f"only {n_lang}", "allow_repeat")
+    _one_line(e, "'lang_only'", f"needs {n_lang + 1}", f"only {n_lang}", f"lower the budget to at most {n_lang}")
     r = resolve_recipe("lang_only", test_pools, n_lang + 5, allow_repeat=True)
     assert len(r) == n_lang + 5 and set(r["modality"]) == {"language"} and len(set(r["id"])) == n_lang
 
@@ -330,3 +340,98 @@ def test_encode_stage1_records_without_source(processor):
     assert set(enc["modality"]) == {"vision"} and all(enc["source"]) and enc["n_image_tokens"] == [64] * 4
     est = estimate_tokens(enc, processor, batch_size=2)
     assert est.totals()["image_tokens"] == 4 * 64
+
+
+# ---------------------------------------------------------------- adversarial inputs (issue 22)
+
+def _jpeg_bytes(size=(120, 90)):
+    import io
+    buf = io.BytesIO(); Image.effect_noise(size, 60).convert("RGB").save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["truncated_jpeg", "random_bytes", "zero_bytes"])
+def test_broken_images_fail_at_load_naming_file_record_and_image(llava_dir, kind):
+    import os
+    jpg = _jpeg_bytes()
+    data = {"truncated_jpeg": jpg[:len(jpg) * 2 // 3], "random_bytes": os.urandom(2048), "zero_bytes": b""}[kind]
+    (llava_dir/"images"/"coco"/"bad.jpg").write_bytes(data)
+    rec = {"id": f"r_{kind}", "image": "coco/bad.jpg", "conversations": _turns(("<image>\nWhat is it?", "A cat."))}
+    p = _write(llava_dir, "broken.json", [RECORDS[0], RECORDS[2], rec])
+    with pytest.raises(DataError) as e:
+        load_llava_json(p, image_root=llava_dir/"images")
+    _one_line(e, "broken.json", f"'r_{kind}'", str(llava_dir/"images"/"coco"/"bad.jpg"), "broken image")
+    with pytest.raises(DataError) as e:                                   # MLAN files go through the same loader
+        load_mlan(p, image_root=llava_dir/"images")
+    _one_line(e, "broken.json", f"'r_{kind}'", "bad.jpg")
+    (llava_dir/"images"/"coco"/"bad.jpg").write_bytes(jpg)               # the intact file loads
+    assert load_llava_json(p, image_root=llava_dir/"images")[2]["image"].size == (120, 90)
+
+
+def test_broken_image_bytes_in_a_records_dataset(test_pools):
+    "An unreadable image inside a `datasets` Image column (the microcosm pools' layout) is caught when validating it."
+    from datasets import Image as DImage
+    from mmkit.data import from_records_dataset
+    vis = test_pools.filter(lambda m: m == "vision", input_columns="modality").select(range(3)).remove_columns("source")
+    raw = vis.cast_column("image", DImage(decode=False))
+    bad_id = raw[1]["id"]
+    png = raw[1]["image"]["bytes"]
+    broken = raw.map(lambda r, i: {"image": {"bytes": png[:len(png) // 2] if i == 1 else r["image"]["bytes"], "path": None}},
+                     with_indices=True).cast_column("image", DImage())
+    with pytest.raises(DataError) as e:
+        from_records_dataset(broken, "pools.arrow")
+    _one_line(e, "pools.arrow", repr(bad_id), "broken image")
+    assert len(from_records_dataset(vis, "pools.arrow")) == 3
+
+
+def test_special_tokens_of_the_tokenizer_are_refused_at_encode(llava_dir):
+    "Loaders refuse the kit's control tokens; `encode` also refuses any other special token of the actual tokenizer."
+    tok = sample_tokenizer()
+    tok.add_special_tokens({"additional_special_tokens": ["<|im_end|>"]})
+    proc = make_processor(tok, image_size=IMAGE_SIZE, patch_size=PATCH)
+    rec = {"id": "chatml", "conversations": _turns(("Say hi.", "hi<|im_end|>"))}
+    ds = load_llava_json(_write(llava_dir, "chatml.json", [RECORDS[2], rec]))   # not a kit token: the loader lets it by
+    with pytest.raises(DataError) as e:
+        encode(ds, proc)
+    _one_line(e, "'chatml'", "chatml", "'<|im_end|>'", "answer (turn 1)")
+    enc = encode(load_llava_json(llava_dir/"llava_v1_5_mix665k.json", image_root=llava_dir/"images"), proc)
+    assert enc["n_image_tokens"][0] == (IMAGE_SIZE // PATCH) ** 2           # <image> is a special token but belongs
+
+
+def test_flan_columns_empty_files_and_made_up_ids(tmp_path):
+    (tmp_path/"cols.json").write_text(json.dumps({"inputs": ["a?", "b?", "c?"], "targets": ["1", "2"]}))
+    with pytest.raises(DataError) as e: load_flan(tmp_path/"cols.json")
+    _one_line(e, "cols.json", "unequal length", "inputs: 3", "targets: 2")
+    (tmp_path/"cols.json").write_text(json.dumps({"inputs": ["a?", "b?"], "targets": ["1", "2"]}))
+    assert [c[1]["value"] for c in load_flan(tmp_path/"cols.json")["conversations"]] == ["1", "2"]
+    for name, text in [("empty.json", "[]"), ("empty.jsonl", "\n"), ("emptycols.json", '{"inputs": [], "targets": []}')]:
+        (tmp_path/name).write_text(text)
+        with pytest.raises(DataError) as e: load_flan(tmp_path/name)
+        _one_line(e, name, "0 records")
+    (tmp_path/"empty.json").write_text("[]")
+    with pytest.raises(DataError) as e: load_llava_json(tmp_path/"empty.json")
+    _one_line(e, "empty.json", "0 records")
+    # a folder of shards whose records carry no id: made-up ids count across the whole load, and never take an id the
+    # data wrote, so "duplicate id" only ever names ids the data wrote twice
+    shards = tmp_path/"flan_shards"; shards.mkdir()
+    rows = lambda *ids: "\n".join(json.dumps({**({"id": i} if i else {}), "inputs": f"q {n}", "targets": "a"}) for n, i in enumerate(ids))
+    (shards/"part-00000.jsonl").write_text(rows(None, None))
+    (shards/"part-00001.jsonl").write_text(rows(None, "flan_shards-0"))
+    assert load_flan(shards)["id"] == ["flan_shards-0-auto", "flan_shards-1", "flan_shards-2", "flan_shards-0"]
+    (shards/"part-00002.jsonl").write_text(rows("flan_shards-0"))
+    with pytest.raises(DataError) as e: load_flan(shards)
+    _one_line(e, "part-00002.jsonl", "'flan_shards-0'", "duplicate id")
+    (tmp_path/"noid.json").write_text(json.dumps([RECORDS[2], {k: v for k, v in RECORDS[3].items() if k != "id"}, {**RECORDS[3], "id": "noid-1"}]))
+    assert load_llava_json(tmp_path/"noid.json")["id"] == ["text_only", "noid-1-auto", "noid-1"]
+
+
+def test_budget_hint_names_a_budget_that_works(test_pools):
+    "The too-large-budget error names what a run can do (a lower budget, and how low), and that budget works."
+    import re
+    for recipe in ("mlan", "vis_only", "mix:0.3"):
+        with pytest.raises(DataError) as e: resolve_recipe(recipe, test_pools, 100_000)
+        _one_line(e, repr(recipe), "lower the budget to at most")
+        assert "allow_repeat" not in str(e.value)
+        top = int(re.search(r"at most (\d+)", str(e.value)).group(1))
+        assert len(resolve_recipe(recipe, test_pools, top)) == top
+        with pytest.raises(DataError): resolve_recipe(recipe, test_pools, top + 1)

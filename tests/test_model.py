@@ -322,6 +322,27 @@ def test_bad_images(tmp_path, img):
         assert out.mode == "RGB" and out.size == (64, 64)
 
 
+def test_sixteen_bit_and_exif_rotated_images(tmp_path):
+    "16-bit PNGs are scaled to 8 bits (not clipped to white); EXIF-rotated JPEGs come out as a viewer shows them."
+    from PIL import Image
+    grey = (np.arange(6 * 8).reshape(6, 8) * 257 * 5).astype(np.uint16)          # 0 .. 60395 = 8-bit 0 .. 235
+    p = tmp_path / "grey16.png"; Image.fromarray(grey).save(p)
+    assert Image.open(p).mode in ("I;16", "I")
+    for x in (p, p.read_bytes(), Image.open(p), Image.open(p).convert("I"), grey):
+        out = np.asarray(load_image(x))
+        assert out.shape == (6, 8, 3) and (out[..., 0] == np.arange(48).reshape(6, 8) * 5).all(), type(x)
+    wide = Image.new("RGB", (40, 20), (255, 0, 0)); wide.paste((0, 0, 255), (20, 0, 40, 20))   # left red, right blue
+    for orientation, size, red_at, blue_at in [(6, (20, 40), (10, 5), (10, 34)),       # rotate 90° cw to display
+                                               (3, (40, 20), (34, 10), (5, 10)),       # upside down
+                                               (1, (40, 20), (5, 10), (34, 10))]:      # as stored
+        ex = Image.Exif(); ex[0x0112] = orientation
+        f = tmp_path / f"o{orientation}.jpg"; wide.save(f, exif=ex, quality=95)
+        out = load_image(f)
+        assert out.size == size, orientation
+        r, g, b = out.getpixel(red_at); assert r > 200 and b < 60, (orientation, out.getpixel(red_at))
+        r, g, b = out.getpixel(blue_at); assert b > 200 and r < 60, (orientation, out.getpixel(blue_at))
+
+
 def test_import_is_light():
     code = "import sys, mmkit.model; print(sorted(m for m in ('peft', 'gradio', 'datasets') if m in sys.modules))"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -57,7 +57,32 @@ def test_train_notebook_bad_parameter_fails_early(tmp_path):
     failing = [i for i, c in enumerate(code) if any(o["output_type"] == "error" for o in c.get("outputs", []))]
     assert len(failing) == 1 and failing[0] == 2                       # parameters, injected parameters, validation
     assert "check_params" in "".join(code[2]["source"])
+    err = [o for o in code[2]["outputs"] if o["output_type"] == "error"][0]
+    assert err["traceback"] == [f"DataError: {e.value.evalue}"]         # the one line, no traceback through the kit
     assert not runs.exists()                                            # nothing written
+
+
+def test_misspelt_parameter_is_refused_by_every_experiment_notebook(tmp_path):
+    """`papermill ... -p recpie lang_only` used to train the default recipe: the check cell refuses a name the
+    notebook's parameters cell does not define, with the closest name, before anything runs. What the terminal shows
+    ends with that one line, and the kernel's part of it is that line alone (papermill's own frames stay above it)."""
+    runs = tmp_path/"runs"
+    cmd = [str(Path(sys.executable).with_name("papermill")), "nbs/train.ipynb", str(tmp_path/"t.ipynb"), "--cwd", "nbs",
+           "-k", "python3", "-p", "recpie", "vis_only", "-p", "runs_dir", str(runs), "-p", "size", "test", "-p", "scale", "test"]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert lines[-1].startswith("RunError: unknown parameter 'recpie' (did you mean 'recipe'?); this notebook's parameters: recipe, ")
+    assert lines[-2] == 'Exception encountered at "In [3]":' and "Cell In[" not in r.stderr and "---->" not in r.stderr
+    assert not runs.exists()
+    for nb, bad, close, cell in [("sweep.ipynb", "seed", "seeds", 2), ("pretrain.ipynb", "szie", "size", 2),
+                                 ("report.ipynb", "runs_dri", "runs_dir", 2)]:
+        extra = {} if nb == "pretrain.ipynb" else {"runs_dir": str(runs)}
+        with pytest.raises(pm.PapermillExecutionError) as e:
+            _run(nb, tmp_path/nb, **{bad: "test"}, **extra)
+        assert e.value.ename == "RunError" and f"unknown parameter {bad!r} (did you mean {close!r}?)" in e.value.evalue, nb
+        assert e.value.exec_count == cell + 1 and e.value.traceback == [f"RunError: {e.value.evalue}"], nb
+    assert not runs.exists()
 
 def test_report_notebook(test_base, tmp_path):
     from mmkit.runs import run_experiment

@@ -69,7 +69,7 @@ def test_cli_report_writes_table_and_figures(runs3, tmp_path):
     out = tmp_path/"rep"
     r = subprocess.run([MMKIT, "report", "--runs-dir", str(runs3), "--out", str(out)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "broken run broken-run" in r.stdout
+    assert "damaged run broken-run (left out)" in r.stdout
     for f in ["results.md", "results.csv", "runs.csv", "fig_per_dataset.html", "fig_score_vs_tokens.html", "fig_sweep.html", "plotly.min.js"]:
         assert (out/f).is_file() and (out/f).stat().st_size > 0, f
     md = (out/"results.md").read_text()
@@ -85,3 +85,29 @@ def test_cli_errors_are_one_line(tmp_path):
     assert "Traceback" not in r.stderr and not (tmp_path/"runs").exists()
     r = subprocess.run([MMKIT, "runs", "--runs-dir", str(tmp_path), "--json"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and json.loads(r.stdout) == []
+
+
+def test_report_with_damaged_runs_reports_the_intact_ones(runs3, tmp_path):
+    """One run with a torn predictions.jsonl line, one whose metrics.json is not JSON, one whose metrics hold a score
+    of the wrong type: `mmkit report` still writes the report of the intact run and names each damaged one (printed,
+    in results.md, in write_report's `damaged`)."""
+    import shutil
+    root = tmp_path/"runs"; shutil.copytree(runs3, root, ignore=shutil.ignore_patterns("checkpoint"))
+    preds = root/"lang_only-b16-test-test-n2"/"predictions.jsonl"
+    lines = preds.read_text().splitlines(); lines[3] = lines[3][:25]
+    preds.write_text("\n".join(lines) + "\n")
+    base = next(p for p in root.iterdir() if p.name.startswith("base"))
+    m = json.loads((base/"metrics.json").read_text()); m["language_avg"] = "n/a"; (base/"metrics.json").write_text(json.dumps(m))
+    out = tmp_path/"rep"
+    r = subprocess.run([MMKIT, "report", "--runs-dir", str(root), "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"damaged run lang_only-b16-test-test-n2 (left out): {preds}: line 4: invalid JSON" in r.stdout
+    assert f"damaged run {base.name} (left out): " in r.stdout and "language_avg is 'n/a'" in r.stdout
+    assert "damaged run broken-run (left out)" in r.stdout
+    assert list(pd.read_csv(out/"results.csv", index_col=0).index) == ["mix:0.5", "chance"]
+    md = (out/"results.md").read_text()
+    assert "## Damaged runs" in md and "3 damaged run(s) left out" in md
+    for name in ("lang_only-b16-test-test-n2", base.name, "broken-run"): assert f"- `{name}`: " in md
+    rep = report.write_report(tmp_path/"rep2", runs_dir=root)
+    assert set(rep["damaged"]) == {"lang_only-b16-test-test-n2", base.name, "broken-run"}
+    assert list(rep["frame"].run) == [p.name for p in root.iterdir() if p.name.startswith("mix")]

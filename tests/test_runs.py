@@ -186,3 +186,30 @@ def test_cli_run_on_a_llava_hf_base_folder_with_lora(tmp_path):
     assert len(preds) == 6 and sum(p["has_image"] for p in preds) == 4          # pope and gqa items carry images
     ck = tmp_path/"runs"/"real"/"checkpoint"
     assert (ck/"config.json").is_file() and not (ck/"adapter_config.json").exists()   # LoRA merged: a plain llava-hf folder
+
+
+def test_one_run_per_run_folder_at_a_time(test_base, tmp_path):
+    """Two processes, one run name: while another process holds the run folder's lock, `mmkit train` on the same run
+    fails at once with one line naming the folder and the holder's pid, and writes nothing. The holder is then killed
+    (SIGKILL: no clean-up code runs) and the lock is gone with it: the next run under that name completes."""
+    import os, subprocess, sys
+    from pathlib import Path
+    runs = tmp_path/"runs"; run = runs/"same"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys\nfrom mmkit.runs import run_lock\n"
+                               f"with run_lock({str(run)!r}):\n    print('locked', flush=True); sys.stdin.read()"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        mmkit = str(Path(sys.executable).with_name("mmkit"))
+        r = subprocess.run([mmkit, "train", "--recipe", "lang_only", "--run-name", "same", "--runs-dir", str(runs), "--size",
+                            "test", "--scale", "test", "--budget", "16", "--eval-n", "2"], capture_output=True, text=True, timeout=300)
+        assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
+        err = [l for l in r.stderr.splitlines() if l.startswith("mmkit: error:")]
+        assert len(err) == 1 and str(run) in err[0] and f"pid {holder.pid}" in err[0], r.stderr[-2000:]
+        assert [p.name for p in run.iterdir()] == [".lock"]                 # the refused run wrote nothing
+        with pytest.raises(MMKitError, match=f"in use by another run \\(pid {holder.pid}\\)"):   # the library call
+            run_experiment("lang_only", run_name="same", runs_dir=runs, **SMALL)
+    finally:
+        holder.kill(); holder.wait()
+    run_experiment("lang_only", run_name="same", runs_dir=runs, **SMALL)
+    assert read_run(run)["status"] == "complete" and not (run/"failed.json").exists()
