@@ -14,11 +14,11 @@ import mmkit.world as world
 
 # %% auto #0
 __all__ = ['LETTERS', 'ANSWER_STYLE', 'SHORT_SUFFIX', 'MC_SUFFIX', 'YN_SUFFIX', 'PASSAGE_INTRO', 'Q', 'K', 'NAMES', 'PLACES',
-           'PRONOUN', 'CONTEXT_KINDS', 'STAGE0_WEIGHTS', 'WORDS', 'CONCEPTS', 'SCENE_YN', 'YN', 'IMK', 'TRAIN_TASKS',
-           'LANGUAGE_SUITES', 'VISION_SUITES', 'SUITES', 'NEGATIVE_SUITE', 'HELDOUT_N', 'INSTR', 'HELDOUT_TEMPLATES',
-           'POPE_CATEGORIES', 'POPULAR', 'HELDOUT_GENERATORS', 'SCALES', 'dataset_digest', 'stage0_corpus',
-           'stage1_captions', 'instruction_pools', 'heldout', 'check_item', 'check_heldout', 'heldout_phrases',
-           'check_leakage', 'export_llava', 'build_microcosm', 'microcosm']
+           'PRONOUN', 'CONTEXT_KINDS', 'STAGE0_WEIGHTS', 'WORDS', 'SYLLABLES', 'PSEUDO_WORDS', 'CONCEPTS', 'SCENE_YN',
+           'YN', 'IMK', 'TRAIN_TASKS', 'LANGUAGE_SUITES', 'VISION_SUITES', 'SUITES', 'NEGATIVE_SUITE', 'HELDOUT_N',
+           'INSTR', 'HELDOUT_TEMPLATES', 'POPE_CATEGORIES', 'POPULAR', 'HELDOUT_GENERATORS', 'SCALES', 'dataset_digest',
+           'stage0_corpus', 'stage1_captions', 'instruction_pools', 'heldout', 'check_item', 'check_heldout',
+           'heldout_phrases', 'check_leakage', 'export_llava', 'build_microcosm', 'microcosm']
 
 # %% ../nbs/03_tasks.ipynb #5e41ff65
 LETTERS = "ABCDEFGH"
@@ -129,6 +129,8 @@ CONTEXT_KINDS = ("restate", "recap", "lookup", "repeat", "quiz")
 STAGE0_WEIGHTS = {"facts": 16, "scene": 5, "restate": 24, "recap": 8, "lookup": 6, "repeat": 12, "quiz": 12, "bridge": 9,
                   "arith": 5, "concepts": 3}
 WORDS = sorted(set(SHAPES + COLORS + list(CREATURES) + NAMES + PLACES + list(MEANINGS.values())))
+SYLLABLES = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]
+PSEUDO_WORDS = sorted({a + b for a in SYLLABLES for b in SYLLABLES} - set(WORDS))   # 4,900 made-up words: copying, not recall
 CONCEPTS = [
     "The grid has three rows: the top row, the middle row and the bottom row.",
     "The top row is above the middle row, and the middle row is above the bottom row.",
@@ -200,7 +202,7 @@ def _corpus_doc(rng, kind):
             return f"Who has what: {table}. So {names[k]} has the {things[k]}.", []
         return f"Locker numbers: {table}. So {names[k]}'s locker is {nums[k]}.", []
     if kind == "repeat":
-        seq = " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 24)))
+        seq = " ".join(rng.choice(PSEUDO_WORDS) for _ in range(rng.randint(5, 16)))
         return f"{seq}. {seq}.", []
     if kind == "arith":
         a, b = rng.randint(0, ARITH_MAX), rng.randint(0, ARITH_MAX)

@@ -341,14 +341,15 @@ def greedy(model, processor, prompts, images=None, max_new_tokens: int = 8, batc
     return [o.strip() for o in out]
 
 @torch.no_grad()
-def repeat_gate(model, tokenizer, n: int = 32, length: int = 20, seed: int = 12345) -> dict:
-    """Can the model copy from its context? `n` random sequences of `length` world words, each said twice: the mean
-    per-token loss on the second copy over the first (`repeat_ratio`; near 0 = it copies, near 1 = it does not)."""
+def repeat_gate(model, tokenizer, n: int = 32, length: int = 12, seed: int = 12345) -> dict:
+    """Can the model copy from its context? `n` fresh random sequences of `length` made-up words (`tasks.PSEUDO_WORDS`),
+    each said twice: the mean per-token loss on the second copy over the first (`repeat_ratio`; near 0 = it copies,
+    near 1 = it does not)."""
     import random
-    from mmkit.tasks import WORDS
+    from mmkit.tasks import PSEUDO_WORDS
     rng = random.Random(seed); model.eval(); first = second = 0.0
     for _ in range(n):
-        a = tokenizer(" ".join(rng.choice(WORDS) for _ in range(length)) + ".", add_special_tokens=False)["input_ids"]
+        a = tokenizer(" ".join(rng.choice(PSEUDO_WORDS) for _ in range(length)) + ".", add_special_tokens=False)["input_ids"]
         x = torch.tensor([[tokenizer.bos_token_id, *a, *a]], device=model.device)
         nll = torch.nn.functional.cross_entropy(model(input_ids=x).logits[0, :-1].float(), x[0, 1:], reduction="none")
         first += nll[:len(a)].mean().item(); second += nll[len(a):].mean().item()
