@@ -67,6 +67,8 @@ def parser() -> argparse.ArgumentParser:
     _run_args(p, recipe=False)
     p = sub.add_parser("report", help="write the results table and figures")
     p.add_argument("--out", default=None, help="default: <runs>/report"); p.add_argument("--runs-dir", default=None)
+    p.add_argument("--readme", default=None, metavar="FILE",
+                   help="also put the results and checks tables between the <!-- results:begin/end --> markers of FILE (e.g. README.md)")
     p = sub.add_parser("controls", help="score the training-task controls of complete runs that lack them")
     p.add_argument("runs", nargs="*", help="run folders (default: every complete run in the runs dir)")
     p.add_argument("--runs-dir", default=None); p.add_argument("--force", action="store_true", help="score them again")
@@ -125,8 +127,10 @@ def cmd_sweep(a):
 
 def cmd_report(a):
     from mmkit.report import to_markdown, write_report
-    rep = write_report(a.out, runs_dir=a.runs_dir)
-    if len(rep["table"]): print(to_markdown(rep["table"][["seeds", "language avg", "vision avg", "overall avg", "text tokens", "image tokens"]]))
+    rep = write_report(a.out, runs_dir=a.runs_dir, readme=a.readme)
+    if len(rep["table"]):
+        print(to_markdown(rep["table"][["seeds", "language avg", "vision avg", "overall avg", "text tokens", "image tokens"]]))
+        print(to_markdown(rep["checks"]))
     for k, p in rep["paths"].items(): print(f"  {k}: {p}")
 
 def cmd_controls(a):

@@ -14,15 +14,17 @@ from .tasks import LANGUAGE_SUITES, SUITES, TRAIN_TASKS
 from . import runs as mruns
 
 # %% auto #0
-__all__ = ['AVERAGES', 'TOKEN_COLS', 'CONTROL_COLS', 'COLORS', 'FIGURES', 'results_frame', 'runs_frame', 'mean_ci',
-           'summary_frame', 'results_table', 'controls_table', 'fig_per_dataset', 'fig_score_vs_tokens', 'fig_sweep',
-           'read_loss', 'fig_loss', 'read_predictions', 'sample_predictions', 'predictions_html', 'answer_forms',
-           'answer_form_table', 'to_markdown', 'write_report']
+__all__ = ['AVERAGES', 'TOKEN_COLS', 'CONTROL_COLS', 'CHECK_COLS', 'COLORS', 'FIGURES', 'README_BEGIN', 'README_END',
+           'results_frame', 'runs_frame', 'mean_ci', 'summary_frame', 'results_table', 'checks_table', 'skills_table',
+           'controls_table', 'fig_per_dataset', 'fig_score_vs_tokens', 'fig_sweep', 'read_loss', 'fig_loss',
+           'read_predictions', 'sample_predictions', 'predictions_html', 'answer_forms', 'answer_form_table',
+           'to_markdown', 'update_readme', 'write_report']
 
 # %% ../nbs/09_report.ipynb #eb62a615
 AVERAGES = ["language_avg", "vision_avg", "overall_avg"]
 TOKEN_COLS = ["tokens_text", "tokens_image", "tokens_total"]
 CONTROL_COLS = [f"ctl_{t}" for t in TRAIN_TASKS] + ["ctl_language_avg", "ctl_vision_avg"]   # training-task controls
+CHECK_COLS = ["ll_language_avg", "ll_vision_avg", "ll_overall_avg", "blind_vision_avg", "neg_generate", "neg_loglik"]
 
 def _as_runs(runs):
     if runs is None or isinstance(runs, (str, Path)): return mruns.list_runs(runs)
@@ -55,12 +57,17 @@ def _result_row(r: dict) -> dict:
     ctl = m.get("controls") or {}
     for name, d in (ctl.get("datasets") or {}).items(): row[f"ctl_{name}"] = d.get("acc")
     for k in ("language_avg", "vision_avg"): row[f"ctl_{k}"] = ctl.get(k)
+    ll, blind, neg = m.get("loglik") or {}, m.get("blind") or {}, m.get("negative") or {}
+    row.update({f"ll_{k}": ll.get(k) for k in AVERAGES}, blind_vision_avg=blind.get("vision_avg"),
+               neg_generate=neg.get("generate"), neg_loglik=neg.get("loglik"))
+    for name, d in (m.get("skills") or {}).items(): row[f"skill_{name}"] = d.get("acc")
     row.update(tokens_text=tt.get("text", 0), tokens_image=tt.get("image", 0),
                tokens_total=tt.get("total", tt.get("text", 0) + tt.get("image", 0)),
                final_loss=m.get("final_loss"), train_seconds=m.get("train_seconds"), path=str(r["path"]))
     row["variant"] = mruns.default_run_name(**{k: v for k, v in params.items() if k in mruns.IDENTITY and k != "seed"},
                                             seed=0) if row["recipe"] else r["name"]
-    for c in [*SUITES, "pope_f1", *AVERAGES, *CONTROL_COLS, *TOKEN_COLS, "language_fraction", "final_loss", "train_seconds"]:
+    for c in [*SUITES, "pope_f1", *AVERAGES, *CONTROL_COLS, *CHECK_COLS, *TOKEN_COLS, "language_fraction", "final_loss", "train_seconds",
+              *[k for k in row if k.startswith("skill_")]]:
         if row.get(c) is not None and not isinstance(row[c], (int, float)):
             raise MMKitError(f"{Path(r['path'])/'metrics.json'}: {c} is {row[c]!r}, not a number")
     return row
@@ -73,15 +80,16 @@ def results_frame(runs=None, damaged: dict | None = None) -> pd.DataFrame:
         if r["status"] != "complete": continue
         try: rows.append(_result_row(r))
         except Exception as e: _skip(r, e, "metrics.json", damaged)
+    skills = sorted({k for r in rows for k in r if k.startswith("skill_")})
     cols = ["run", "group", "recipe", "seed", "language_fraction", "budget", "size", "scale", *SUITES, "pope_f1", *AVERAGES,
-            *TOKEN_COLS, *CONTROL_COLS, "final_loss", "train_seconds", "path"]
+            *TOKEN_COLS, *CONTROL_COLS, *CHECK_COLS, *skills, "final_loss", "train_seconds", "path"]
     df = pd.DataFrame(rows, columns=[*cols, "variant"])
     # seeds of one configuration pool together: the group is the recipe, or the variant name when a recipe was run
     # with several non-seed settings (e.g. two budgets)
     many = df.groupby("recipe")["variant"].transform("nunique") > 1 if len(df) else df["recipe"]
     df["group"] = df["variant"].where(many, df["recipe"]) if len(df) else df["recipe"]
     df = df.drop(columns="variant")
-    for c in [*SUITES, "pope_f1", *AVERAGES, *CONTROL_COLS, "language_fraction", "final_loss", "train_seconds"]:
+    for c in [*SUITES, "pope_f1", *AVERAGES, *CONTROL_COLS, *CHECK_COLS, *skills, "language_fraction", "final_loss", "train_seconds"]:
         df[c] = pd.to_numeric(df[c])
     return df
 
@@ -105,13 +113,15 @@ def _order(df) -> list[str]:
     fr = df.groupby("group")["language_fraction"].first()
     return sorted(fr.index, key=lambda r: (r != "base", -(fr[r] if fr[r] == fr[r] and fr[r] is not None else -1), r))
 
+def _skill_cols(df) -> list[str]: return [c for c in df.columns if c.startswith("skill_")]
+
 def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
     "Numbers behind the table: per recipe (group), `<metric>` (mean) and `<metric>_ci` for every score, mean tokens, seeds."
     out = []
     for grp in _order(df) if len(df) else []:
         g = df[df.group == grp]
         row = dict(group=grp, recipe=g.recipe.iloc[0], seeds=len(g), language_fraction=g.language_fraction.iloc[0])
-        for c in [*SUITES, "pope_f1", *AVERAGES, *CONTROL_COLS]:
+        for c in [*SUITES, "pope_f1", *AVERAGES, *CONTROL_COLS, *CHECK_COLS, *_skill_cols(df)]:
             row[c], row[f"{c}_ci"] = mean_ci(g[c])
         for c in TOKEN_COLS: row[c] = float(g[c].mean())
         out.append(row)
@@ -141,6 +151,32 @@ def results_table(df: pd.DataFrame, chance: dict | None = None) -> pd.DataFrame:
         rows.append(row)
     cols = ["recipe", "seeds", "% language", *SUITES, "language avg", "vision avg", "overall avg", "text tokens", "image tokens"]
     return pd.DataFrame(rows, columns=cols).set_index("recipe")
+
+def checks_table(df: pd.DataFrame, chance: dict | None = None, negative_chance: float | None = None) -> pd.DataFrame:
+    """Per recipe, the checks on the headline scores (%, mean ± 95 % CI): the language / vision averages with the
+    paper's generate scorer and with the log-likelihood scorer (`loglik`: the option whose tokens the model finds most
+    likely; no answer format needed), the vision average with blank images (`blind`: what the text alone gets), and
+    the negative control (a concept stated nowhere; it should stay at chance) under both scorers. With `chance`
+    (`chance_levels()`) and `negative_chance` a last *chance* row."""
+    s = summary_frame(df)
+    pairs = [("language (generate)", "language_avg"), ("vision (generate)", "vision_avg"), ("language (loglik)", "ll_language_avg"),
+             ("vision (loglik)", "ll_vision_avg"), ("vision, blind images", "blind_vision_avg"),
+             ("negative (generate)", "neg_generate"), ("negative (loglik)", "neg_loglik")]
+    rows = [{"recipe": r.group, "seeds": int(r.seeds), **{k: _fmt(r[c], r[f"{c}_ci"]) for k, c in pairs}} for _, r in s.iterrows()]
+    if chance:
+        neg = _fmt(negative_chance, None)
+        rows.append({"recipe": "chance", "seeds": 0, "language (generate)": _fmt(chance.get("language_avg"), None),
+                     "vision (generate)": _fmt(chance.get("vision_avg"), None), "language (loglik)": _fmt(chance.get("language_avg"), None),
+                     "vision (loglik)": _fmt(chance.get("vision_avg"), None), "vision, blind images": _fmt(chance.get("vision_avg"), None),
+                     "negative (generate)": neg, "negative (loglik)": neg})
+    return pd.DataFrame(rows, columns=["recipe", "seeds", *[k for k, _ in pairs]]).set_index("recipe")
+
+def skills_table(df: pd.DataFrame) -> pd.DataFrame:
+    "Held-out accuracy (%) per skill the items need, split by whether the item shows an image (`skill/vision`), mean over seeds."
+    s = summary_frame(df)
+    cols = _skill_cols(df)
+    rows = [{"recipe": r.group, "seeds": int(r.seeds), **{c[6:]: _fmt(r[c], None) for c in cols}} for _, r in s.iterrows()]
+    return pd.DataFrame(rows, columns=["recipe", "seeds", *[c[6:] for c in cols]]).set_index("recipe")
 
 def controls_table(df: pd.DataFrame) -> pd.DataFrame:
     "Training-task controls per recipe (runs that have them): accuracy (%) on fresh items of every stage-2 training task."
@@ -355,7 +391,17 @@ def to_markdown(df: pd.DataFrame, index: bool = True) -> str:
 
 FIGURES = {"per_dataset": fig_per_dataset, "score_vs_tokens": fig_score_vs_tokens, "sweep": fig_sweep}
 
-def write_report(out_dir=None, runs_dir=None) -> dict:
+README_BEGIN, README_END = "<!-- results:begin -->", "<!-- results:end -->"
+
+def update_readme(path, block: str) -> Path:
+    "Replace what lies between `README_BEGIN` and `README_END` in the markdown file `path` with `block` (atomically)."
+    path = Path(path); text = path.read_text()
+    if text.count(README_BEGIN) != 1 or text.count(README_END) != 1 or text.index(README_BEGIN) > text.index(README_END):
+        raise MMKitError(f"{path}: needs exactly one {README_BEGIN} … {README_END} pair to put the results between")
+    head, rest = text.split(README_BEGIN); _, tail = rest.split(README_END)
+    return atomic_write_text(path, f"{head}{README_BEGIN}\n{block.strip()}\n{README_END}{tail}")
+
+def write_report(out_dir=None, runs_dir=None, readme=None) -> dict:
     """Write the results table (markdown + CSV) and the figures (HTML) to `out_dir` (default `<runs>/report`).
 
     A damaged run — broken (`runs.read_run`: an unreadable `metrics.json` or `config.json`), or complete but with a
@@ -370,8 +416,10 @@ def write_report(out_dir=None, runs_dir=None) -> dict:
     damaged = {r["name"]: r["error"] or "broken run folder" for r in runs if r["status"] == "broken"}
     all_forms = answer_forms(runs, damaged); results_frame(runs, damaged)      # complete runs the report cannot read
     intact = [r for r in runs if r["name"] not in damaged]
-    chance = chance_levels()
+    from mmkit.tasks import NEGATIVE_SUITE
+    chance = chance_levels(); neg_chance = chance_levels([NEGATIVE_SUITE])["overall_avg"]
     df = results_frame(intact); table = results_table(df, chance); controls = controls_table(df)
+    checks, skills = checks_table(df, chance, neg_chance), skills_table(df)
     forms = answer_form_table(df, all_forms[all_forms.run.isin(set(df.run))])
     status = runs_frame(runs)
     for name, err in damaged.items(): status.loc[status.run == name, ["status", "error"]] = ["broken", err]
@@ -385,6 +433,10 @@ def write_report(out_dir=None, runs_dir=None) -> dict:
           "\n## Training-task controls\n\nFresh items of every stage-2 *training* task (same task types and phrasings, new "
           "scenes; `mmkit.evaluate.control_suites`): did stage 2 learn what it was taught? Accuracy in %, mean ± 95 % CI.\n",
           to_markdown(controls) if len(controls) else "_no run has controls yet (`mmkit controls` scores them)_\n",
+          "\n## Checks: log-likelihood scoring, blind images, negative control\n\n" + (checks_table.__doc__.split("\n\n")[0]
+          .replace("\n    ", " ")) + "\n", to_markdown(checks) if len(df) else "_no complete runs yet_\n",
+          "\n## Per skill\n\nHeld-out accuracy (%, generate scorer, mean over seeds) by the skill each item needs; "
+          "`/vision` items show an image, `/language` items do not.\n", to_markdown(skills) if len(skills.columns) > 1 else "_no skill tags_\n",
           "\n## Answer form\n\nPer held-out dataset, means over seeds: *answered %* (outputs the extractor maps to an answer "
           "of the asked type) · *accuracy when answered %* (compare with the chance row above); accuracy = answered × "
           "accuracy when answered. *Top answer share*: how often the most frequent answer is the one given (%).\n",
@@ -396,6 +448,14 @@ def write_report(out_dir=None, runs_dir=None) -> dict:
     md += ["\n## Runs\n", to_markdown(status.drop(columns=["path"]), index=False) if len(status) else "_no run folders_\n"]
     atomic_write_text(paths["markdown"], "\n".join(md))
     atomic_write_text(paths["csv"], table.to_csv())
+    paths["checks_csv"] = atomic_write_text(out/"checks.csv", checks.to_csv())
+    paths["skills_csv"] = atomic_write_text(out/"skills.csv", skills.to_csv())
+    if readme is not None and len(df):
+        paths["readme"] = update_readme(readme, "\n".join([
+            f"Generated by `mmkit report --readme README.md` from {len(df)} complete run(s): held-out zero-shot accuracy (%), "
+            "mean ± 95 % CI over seeds; training tokens are stage 2's, from each run's ledger.\n", to_markdown(table),
+            "\nChecks on those scores (same runs): the log-likelihood scorer, the vision sets with blank images, the negative "
+            "control.\n", to_markdown(checks)]))
     paths["controls_csv"] = atomic_write_text(out/"controls.csv", controls.to_csv())
     paths["answer_forms_csv"] = atomic_write_text(out/"answer_forms.csv", forms.to_csv())
     atomic_write_text(paths["runs_csv"], df.to_csv(index=False))
@@ -409,4 +469,4 @@ def write_report(out_dir=None, runs_dir=None) -> dict:
     for name, err in damaged.items(): print(f"[report] damaged run {name} (left out): {err}")
     print(f"[report] {len(df)} complete run(s) reported, {len(damaged)} damaged -> {out}")
     return dict(out_dir=out, paths=paths, table=table, controls=controls, answer_forms=forms, chance=chance, frame=df, runs=status,
-                figures=figs, damaged=damaged)
+                figures=figs, damaged=damaged, checks=checks, skills=skills)

@@ -286,7 +286,7 @@ def _controls(run: Path, model, processor, eval_n, seed) -> dict:
     n = CONTROL_N if eval_n is None else min(CONTROL_N, eval_n)
     m, preds = evaluate(model, processor, suites=control_suites(n, image_size=_image_size(processor)), seed=seed, progress=True)
     if process_state().is_main_process: atomic_write_jsonl(run/"controls.jsonl", preds)
-    return {k: m[k] for k in ("n_items", "datasets", "language_avg", "vision_avg", "overall_avg")}
+    return {k: v for k, v in _summary(m).items() if k != "skills"}
 
 def _complete_run(run: Path) -> dict:
     "`read_run(run)`, or a `RunError` when the run is not complete."
@@ -330,15 +330,15 @@ def rescore(run) -> dict:
     in `metrics.json` atomically. Returns `{file name: rows changed}`."""
     from mmkit.evaluate import summarize
     run = Path(run); r = _complete_run(run)
-    m, changed, keys = r["metrics"], {}, ("n_items", "datasets", "language_avg", "vision_avg", "overall_avg")
+    m, changed = r["metrics"], {}
     with run_lock(run):                                     # not while a run writes this folder
-        for name in ("predictions.jsonl", "controls.jsonl"):
+        for name in ("predictions.jsonl", "controls.jsonl", "blind.jsonl"):
             path = run/name
             if not path.is_file(): continue
             rows, changed[name] = _rescored(read_jsonl(path))
-            s = summarize(rows)
-            if name == "predictions.jsonl": m.update({k: s[k] for k in keys})
-            elif m.get("controls") is not None: m["controls"] = {k: s[k] for k in keys}
+            s = _summary(summarize(rows))
+            if name == "predictions.jsonl": m.update(s)
+            elif m.get(name.split(".")[0]) is not None: m[name.split(".")[0]] = {k: v for k, v in s.items() if k != "skills"} if name == "controls.jsonl" else s
             atomic_write_jsonl(path, rows)
         atomic_write_json(run/"metrics.json", m)
     return changed

@@ -50,7 +50,7 @@ def test_base_recipe_evaluates_the_base(test_base, tmp_path):
     assert add_controls(run) == before and read_run(run)["metrics"]["controls"] == before
     # rescore: stored outputs re-extracted with the current extractor, metrics recomputed, nothing else touched
     m0 = read_run(run)["metrics"]
-    assert rescore(run) == {"predictions.jsonl": 0, "controls.jsonl": 0} and read_run(run)["metrics"] == m0
+    assert rescore(run) == {"predictions.jsonl": 0, "controls.jsonl": 0, "blind.jsonl": 0} and read_run(run)["metrics"] == m0
     rows = [json.loads(l) for l in (run/"predictions.jsonl").read_text().splitlines()]
     yn = next(i for i, r in enumerate(rows) if r["answer_type"] == "yesno")
     mc = next(i for i, r in enumerate(rows) if r["answer_type"] == "letter")
@@ -58,7 +58,7 @@ def test_base_recipe_evaluates_the_base(test_base, tmp_path):
     choices = rows[mc].pop("choices")                        # a row written before `choices` was stored
     rows[mc].update(output=choices[1] + '".', extracted="", correct=False)
     (run/"predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert rescore(run) == {"predictions.jsonl": 2, "controls.jsonl": 0}
+    assert rescore(run) == {"predictions.jsonl": 2, "controls.jsonl": 0, "blind.jsonl": 0}
     new = [json.loads(l) for l in (run/"predictions.jsonl").read_text().splitlines()]
     assert new[yn]["extracted"] == "" and not new[yn]["correct"]
     assert new[mc]["extracted"] == "B" and new[mc]["correct"] == (rows[mc]["gold"] == "B")   # choices read from the prompt
