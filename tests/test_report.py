@@ -111,3 +111,20 @@ def test_report_with_damaged_runs_reports_the_intact_ones(runs3, tmp_path):
     rep = report.write_report(tmp_path/"rep2", runs_dir=root)
     assert set(rep["damaged"]) == {"lang_only-b16-test-test-n2", base.name, "broken-run"}
     assert list(rep["frame"].run) == [p.name for p in root.iterdir() if p.name.startswith("mix")]
+
+
+def test_checks_and_skills_tables_and_the_readme_block(runs3, tmp_path):
+    df = report.results_frame(runs3)
+    ck = report.checks_table(df, chance_levels(n=8), 0.25)
+    assert list(ck.index) == ["base", "lang_only", "mix:0.5", "chance"] and ck.loc["chance", "negative (loglik)"] == "25.0"
+    assert {"vision (loglik)", "vision, blind images", "negative (generate)"} <= set(ck.columns)
+    sk = report.skills_table(df)
+    assert "exists/vision" in sk.columns and list(sk.index) == ["base", "lang_only", "mix:0.5"]
+    readme = tmp_path/"README.md"
+    readme.write_text("# x\nbefore\n<!-- results:begin -->\nold\n<!-- results:end -->\nafter\n")
+    rep = report.write_report(tmp_path/"rep", runs_dir=runs3, readme=readme)
+    text = readme.read_text()
+    assert "old" not in text and text.startswith("# x\nbefore\n") and text.endswith("after\n") and "| lang_only |" in text
+    assert rep["paths"]["readme"] == readme and (tmp_path/"rep"/"checks.csv").is_file()
+    readme.write_text("no markers")
+    with pytest.raises(Exception, match="results:begin"): report.update_readme(readme, "x")

@@ -32,6 +32,12 @@ def test_complete_run_reuse_and_force(test_base, tmp_path, capsys):
     ctl = m["controls"]                              # training-task controls: fresh items of every stage-2 training task
     assert set(ctl["datasets"]) == set(TRAIN_TASKS) and all(d["n"] == 2 for d in ctl["datasets"].values())
     assert len((run/"controls.jsonl").read_text().splitlines()) == 2 * len(TRAIN_TASKS)
+    # the checks: log-likelihood scoring, the vision suites with blank images, the negative control (both scorers)
+    assert set(m["loglik"]["datasets"]) == set(m["datasets"]) and len((run/"loglik.jsonl").read_text().splitlines()) == 18
+    blind = [json.loads(l) for l in (run/"blind.jsonl").read_text().splitlines()]
+    assert set(m["blind"]["datasets"]) == {"pope", "gqa", "ai2d", "realworldqa", "scienceqa"} and all(r["blind"] for r in blind)
+    assert set(m["negative"]) == {"generate", "loglik", "n"} and len((run/"negative.jsonl").read_text().splitlines()) == 4
+    assert m["skills"] and all(k.endswith(("/language", "/vision")) for k in m["skills"])
     t0 = _mtime(run); capsys.readouterr()
     assert run_experiment("lang_only", runs_dir=tmp_path, **SMALL) == run
     assert "reused" in capsys.readouterr().out and _mtime(run) == t0          # not retrained

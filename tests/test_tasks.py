@@ -157,3 +157,33 @@ def test_export_llava_round_trip(micro, tmp_path):
 ])
 def test_bad_input(bad):
     with pytest.raises(MMKitError): bad()
+
+
+def test_v2_corpus_needs_context_and_heldout_items_reuse_trained_skills():
+    docs, kinds = T.stage0_corpus(0, 2000, kinds=True)
+    assert sum(k in T.CONTEXT_KINDS for k in kinds) / len(kinds) >= 0.3           # documents that need their context
+    rep = [d for d, k in zip(docs, kinds) if k == "repeat"]
+    assert rep and all(d[:len(d) // 2 - 1] in d[len(d) // 2:] for d in rep)        # a sequence, said twice
+    corpus = " ".join(docs)
+    for concept in ("left of", "right of", "above", "below", "top row", "objects in all", "There is no"):
+        assert concept in corpus, concept                                          # every concept a held-out item uses is stated
+    cap = T.stage1_captions(0, 4)[0]["conversations"][1]["value"]
+    assert cap.startswith("a ") and " cell holds a " in cap or " row has " in cap or " is in the " in cap
+    trained = {"count", "size", "color_at", "creature_color", "creature_shape", "story_who", "story_color", "story_where",
+               "creature", "corners", "meaning", "sum", "exists", "where", "count_color", "relation", "shape_at"}
+    for name in [*T.SUITES, T.NEGATIVE_SUITE]:
+        ds = T.heldout(name, n=24)
+        assert all(ds["skill"]) and T.check_heldout(ds) == [], name
+        assert set(ds["skill"]) <= (trained if name != T.NEGATIVE_SUITE else {"none"}), (name, set(ds["skill"]))
+    neg = T.heldout(T.NEGATIVE_SUITE, n=40)
+    assert collections.Counter(neg["answer"]) == {L: 10 for L in "ABCD"}             # the hidden rank is balanced over letters
+    assert not any(w in corpus for w in ("heavi", "oldest"))                           # the negative control's concepts: nowhere
+
+
+def test_statements_restate_the_scene_truthfully():
+    from mmkit.world import Obj, statements, relation
+    sc = Scene((Obj("circle", "red", "small", 0, 0), Obj("square", "blue", "large", 2, 0)))
+    st = statements(sc)
+    assert "The red circle is above the blue square." in st and "The blue square is below the red circle." in st
+    assert "The blue square is large." in st and "The bottom row has one object." in st
+    assert relation(sc, *sc.objects) == "above"

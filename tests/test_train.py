@@ -7,6 +7,7 @@ from mmkit.config import MMKitError
 from mmkit.model import build_tiny_llava, train_tokenizer
 from mmkit import tasks, data as mdata
 from mmkit.train import train_stage0, train_stage1, train_stage2, lm_blocks, cxx_compiler
+import mmkit.train as T
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -264,3 +265,33 @@ def test_cli_base_takes_stage_settings(test_base, capsys):
     assert "stage0: unknown setting 'epochz'" in capsys.readouterr().err
     assert main(["base", "--size", "test", "--scale", "test", "--stage1", "epochs"]) == 2
     assert "--stage1: expected KEY=VALUE, got 'epochs'" in capsys.readouterr().err
+
+
+def test_base_gates_are_measured_recorded_and_checked_before_stage2(tmp_path, test_base, capsys):
+    "base.json holds the copying / look-up / knowledge / caption gates; stage 2 says when the base misses them and records it."
+    info = json.loads((test_base/"base.json").read_text())
+    g = info["gates"]
+    assert {"repeat_ratio", "lookup_accuracy", "knowledge_accuracy"} <= set(g["stage0"]) and "shape" in g["stage1"]
+    assert info["gate_failures"] == T.gate_failures(g)
+    assert T.gate_failures({"stage0": dict(repeat_ratio=0.1, lookup_accuracy=0.95, knowledge_accuracy=0.99), "stage1": dict(shape=0.95)}) == []
+    assert T.gate_failures({"stage0": dict(repeat_ratio=0.5)})[0].startswith("copying: stage0.repeat_ratio = 0.5")
+    res = T.train_stage2("mlan", tmp_path/"r", size="test", scale="test", budget=16, epochs=1)
+    assert res["base_gate_failures"] == info["gate_failures"]
+    if info["gate_failures"]: assert "misses its gates" in capsys.readouterr().out
+    assert res["replay_examples"] == round(0.15 * 16 / 0.85) and res["tokens"]["examples"] == 16 + res["replay_examples"]
+    log = [json.loads(l) for l in (tmp_path/"r"/"loss.jsonl").read_text().splitlines()]
+    assert any("answer_loss" in l and "lead_loss" in l for l in log)           # the answer's content, apart from its fixed lead
+
+
+def test_answer_masks_split_lead_and_content():
+    from mmkit.model import sample_tokenizer, encode_conversation
+    tok = sample_tokenizer()
+    lead, tail = T.answer_lead_ids(tok)
+    e = encode_conversation([{"from": "human", "value": "Where? Answer briefly."}, {"from": "gpt", "value": 'The best answer is "top left".'}],
+                            tok, n_image_tokens=0)
+    labels = torch.tensor([e["labels"]])[:, 1:]
+    lm, cm = T.answer_masks(labels, lead, tail)
+    assert tok.decode(labels[0][lm[0]]).strip().startswith("The best answer is")
+    assert tok.decode(labels[0][cm[0]]).strip() == "top left"
+    other = torch.tensor([[-100, 5, 6, 7, -100]])                               # a replayed text block: in neither mask
+    assert not any(m.any() for m in T.answer_masks(other, lead, tail))
