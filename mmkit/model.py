@@ -386,9 +386,8 @@ def _load_lora(p: Path, dtype=None):
 def lowp_eager_attention(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
     """transformers' eager attention with the softmax taken in the scores' own dtype. The eager path upcasts bf16
     scores to fp32 for the softmax and casts the result back; PyTorch's CPU softmax already computes in fp32 inside
-    for bf16 input, so the weights agree to the last bit or one bf16 step, and the softmax runs ~2.5× faster (16×4×128×222
-    scores: 2.1 vs 5.3 ms). On the default microcosm base in bf16 it gives the same logits as eager attention and the
-    same 144/144 generations, and makes the bf16 evaluation ~1.2× faster. Registered as `"mmkit_lowp_eager"`, with
+    for bf16 input, so the weights agree to the last bit or one bf16 step, and the softmax is faster
+    (`bench/eval_throughput.py`). Registered as `"mmkit_lowp_eager"`, with
     eager attention's additive mask; only for models whose attention is plain scaled dot-product (`LOWP_EAGER_TYPES`)."""
     n = getattr(module, "num_key_value_groups", 1)
     if n > 1: key, value = key.repeat_interleave(n, dim=1), value.repeat_interleave(n, dim=1)
@@ -430,10 +429,9 @@ def cpu_eager_attention(model, low_precision: bool, softmax_in_dtype: bool = Fal
 def no_cudnn_attention():
     """On a GPU: SDPA without its cuDNN backend (flash, memory-efficient or math kernels) for the duration.
 
-    On an H100, PyTorch 2.11 serves bf16 SDPA with cuDNN attention, which builds a graph for every new (batch, length)
-    shape, a few hundred ms each. Batches padded to their longest example come in many lengths: a microcosm stage-2 step
-    took ~190 ms in bf16 until every length had been seen and ~36 ms after (fp32, which cuDNN attention does not serve,
-    ~25–33 ms throughout), so the main job's stage 2 ran slower in bf16 than in fp32. A no-op on the CPU."""
+    PyTorch serves bf16 SDPA on recent GPUs with cuDNN attention, which builds a graph for every new (batch, length)
+    shape; batches padded to their longest example come in many lengths, so every new length would pay that again.
+    A no-op on the CPU."""
     if not torch.cuda.is_available():
         yield; return
     from torch.nn.attention import SDPBackend, sdpa_kernel
