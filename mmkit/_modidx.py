@@ -271,6 +271,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
             'mmkit.runs': { 'mmkit.runs.RunError': ('runs.html#runerror', 'mmkit/runs.py'),
                             'mmkit.runs._assigned': ('runs.html#_assigned', 'mmkit/runs.py'),
                             'mmkit.runs._base': ('runs.html#_base', 'mmkit/runs.py'),
+                            'mmkit.runs._base_gate_failures': ('runs.html#_base_gate_failures', 'mmkit/runs.py'),
                             'mmkit.runs._clear': ('runs.html#_clear', 'mmkit/runs.py'),
                             'mmkit.runs._complete_run': ('runs.html#_complete_run', 'mmkit/runs.py'),
                             'mmkit.runs._controls': ('runs.html#_controls', 'mmkit/runs.py'),

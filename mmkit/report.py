@@ -63,7 +63,8 @@ def _result_row(r: dict) -> dict:
     for name, d in (m.get("skills") or {}).items(): row[f"skill_{name}"] = d.get("acc")
     row.update(tokens_text=tt.get("text", 0), tokens_image=tt.get("image", 0),
                tokens_total=tt.get("total", tt.get("text", 0) + tt.get("image", 0)),
-               final_loss=m.get("final_loss"), train_seconds=m.get("train_seconds"), path=str(r["path"]))
+               final_loss=m.get("final_loss"), final_answer_loss=m.get("final_answer_loss"), train_seconds=m.get("train_seconds"),
+               base_gate_failures="; ".join(m.get("base_gate_failures") or []), path=str(r["path"]))
     row["variant"] = mruns.default_run_name(**{k: v for k, v in params.items() if k in mruns.IDENTITY and k != "seed"},
                                             seed=0) if row["recipe"] else r["name"]
     for c in [*SUITES, "pope_f1", *AVERAGES, *CONTROL_COLS, *CHECK_COLS, *TOKEN_COLS, "language_fraction", "final_loss", "train_seconds",
@@ -82,14 +83,15 @@ def results_frame(runs=None, damaged: dict | None = None) -> pd.DataFrame:
         except Exception as e: _skip(r, e, "metrics.json", damaged)
     skills = sorted({k for r in rows for k in r if k.startswith("skill_")})
     cols = ["run", "group", "recipe", "seed", "language_fraction", "budget", "size", "scale", *SUITES, "pope_f1", *AVERAGES,
-            *TOKEN_COLS, *CONTROL_COLS, *CHECK_COLS, *skills, "final_loss", "train_seconds", "path"]
+            *TOKEN_COLS, *CONTROL_COLS, *CHECK_COLS, *skills, "final_loss", "final_answer_loss", "train_seconds", "base_gate_failures", "path"]
     df = pd.DataFrame(rows, columns=[*cols, "variant"])
     # seeds of one configuration pool together: the group is the recipe, or the variant name when a recipe was run
     # with several non-seed settings (e.g. two budgets)
     many = df.groupby("recipe")["variant"].transform("nunique") > 1 if len(df) else df["recipe"]
     df["group"] = df["variant"].where(many, df["recipe"]) if len(df) else df["recipe"]
     df = df.drop(columns="variant")
-    for c in [*SUITES, "pope_f1", *AVERAGES, *CONTROL_COLS, *CHECK_COLS, *skills, "language_fraction", "final_loss", "train_seconds"]:
+    for c in [*SUITES, "pope_f1", *AVERAGES, *CONTROL_COLS, *CHECK_COLS, *skills, "language_fraction", "final_loss",
+              "final_answer_loss", "train_seconds"]:
         df[c] = pd.to_numeric(df[c])
     return df
 
@@ -121,7 +123,7 @@ def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
     for grp in _order(df) if len(df) else []:
         g = df[df.group == grp]
         row = dict(group=grp, recipe=g.recipe.iloc[0], seeds=len(g), language_fraction=g.language_fraction.iloc[0])
-        for c in [*SUITES, "pope_f1", *AVERAGES, *CONTROL_COLS, *CHECK_COLS, *_skill_cols(df)]:
+        for c in [*SUITES, "pope_f1", *AVERAGES, *CONTROL_COLS, *CHECK_COLS, *_skill_cols(df), "final_answer_loss"]:
             row[c], row[f"{c}_ci"] = mean_ci(g[c])
         for c in TOKEN_COLS: row[c] = float(g[c].mean())
         out.append(row)
@@ -186,8 +188,10 @@ def controls_table(df: pd.DataFrame) -> pd.DataFrame:
     for _, r in s.iterrows():
         n = int(df[df.group == r.group][CONTROL_COLS].notna().any(axis=1).sum())
         if not n: continue
-        rows.append({"recipe": r.group, "seeds": n, **{k: _fmt(r[c], r[f"{c}_ci"]) for k, c in zip(names, CONTROL_COLS)}})
-    return pd.DataFrame(rows, columns=["recipe", "seeds", *names]).set_index("recipe")
+        loss = "–" if r.final_answer_loss != r.final_answer_loss else f"{r.final_answer_loss:.3f}"
+        rows.append({"recipe": r.group, "seeds": n, **{k: _fmt(r[c], r[f"{c}_ci"]) for k, c in zip(names, CONTROL_COLS)},
+                     "answer loss": loss})
+    return pd.DataFrame(rows, columns=["recipe", "seeds", *names, "answer loss"]).set_index("recipe")
 
 # %% ../nbs/09_report.ipynb #27102c4d
 COLORS = ["#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880", "#ff97ff", "#fecb52"]
@@ -433,8 +437,15 @@ def write_report(out_dir=None, runs_dir=None, readme=None) -> dict:
           "\n## Training-task controls\n\nFresh items of every stage-2 *training* task (same task types and phrasings, new "
           "scenes; `mmkit.evaluate.control_suites`): did stage 2 learn what it was taught? Accuracy in %, mean ± 95 % CI.\n",
           to_markdown(controls) if len(controls) else "_no run has controls yet (`mmkit controls` scores them)_\n",
-          "\n## Checks: log-likelihood scoring, blind images, negative control\n\n" + (checks_table.__doc__.split("\n\n")[0]
-          .replace("\n    ", " ")) + "\n", to_markdown(checks) if len(df) else "_no complete runs yet_\n",
+          "\n*answer loss*: stage 2's loss on the answers' content tokens (not the fixed lead), mean of the last logged value "
+          "over seeds; a uniform guess among four letters is 1.386 nats.\n",
+          *([f"\n**Base gates missed** (`mmkit.train.GATES`; the runs were trained anyway): "
+             + "; ".join(sorted({g for g in df.base_gate_failures if g})) + "\n"] if len(df) and any(df.base_gate_failures) else []),
+          "\n## Checks: log-likelihood scoring, blind images, negative control\n\nPer recipe (%, mean ± 95 % CI): the language "
+          "and vision averages with the paper's generate scorer and with the log-likelihood scorer (the option whose tokens the "
+          "model finds most likely: no answer format needed; GQA's open answers are generated either way), the vision average "
+          "with every image blanked (what the text alone gets), and the negative control (a concept stated nowhere: it should "
+          "stay at chance) under both scorers.\n", to_markdown(checks) if len(df) else "_no complete runs yet_\n",
           "\n## Per skill\n\nHeld-out accuracy (%, generate scorer, mean over seeds) by the skill each item needs; "
           "`/vision` items show an image, `/language` items do not.\n", to_markdown(skills) if len(skills.columns) > 1 else "_no skill tags_\n",
           "\n## Answer form\n\nPer held-out dataset, means over seeds: *answered %* (outputs the extractor maps to an answer "

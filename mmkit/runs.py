@@ -245,6 +245,12 @@ def _load(checkpoint):
     model, processor = load_model(checkpoint)
     return model.to(process_state().device), processor
 
+def _base_gate_failures(base_path) -> list[str] | None:
+    "The gates (`mmkit.train.GATES`) a microcosm base misses, from its `base.json`; None for a base without one."
+    from mmkit.train import gate_failures
+    f = Path(base_path)/"base.json"
+    return gate_failures(read_json(f)["gates"]) if f.is_file() else None
+
 SUMMARY_KEYS = ("n_items", "datasets", "language_avg", "vision_avg", "overall_avg", "skills")
 
 def _summary(m: dict) -> dict: return {k: m[k] for k in SUMMARY_KEYS if k in m}
@@ -412,8 +418,9 @@ def run_experiment(recipe, *, run_name=None, base=None, seed=0, budget=None, siz
             out = dict(run=name, recipe=p["recipe"], params=ident, language_fraction=r.language_fraction, **metrics,
                        tokens=tok, training_tokens=dict(text=tok.get("text_tokens", 0), image=tok.get("image_tokens", 0),
                                                         total=tok.get("text_tokens", 0) + tok.get("image_tokens", 0)),
-                       examples=info.get("examples"), final_loss=info.get("final_loss"), train_seconds=info.get("train_seconds"),
-                       eval_seconds=eval_s, base_path=base_path, completed=_now())
+                       examples=info.get("examples"), final_loss=info.get("final_loss"), final_answer_loss=info.get("final_answer_loss"),
+                       train_seconds=info.get("train_seconds"), eval_seconds=eval_s, base_path=base_path,
+                       base_gate_failures=_base_gate_failures(base_path), completed=_now())
             if st.is_main_process:
                 (run/"failed.json").unlink(missing_ok=True)
                 atomic_write_json(run/"metrics.json", out)
