@@ -602,7 +602,8 @@ def train_stage2(recipe: str, out_dir, base=None, *, budget: int | None = None, 
     lost = sorted(set(mix["modality"]) - set(ds["modality"]))
     if lost: raise MMKitError(f"recipe {recipe!r}: every {lost[0]} example is longer than max_length={max_length} "
                               f"({image_token_count(processor)} tokens per image); pass a larger max_length")
-    n_replay = round(a["replay"] * len(ds) / (1 - a["replay"])) if microcosm and a.get("replay") else 0
+    own_corpus = microcosm and (Path(base_path)/"base.json").is_file()     # a microcosm base: its stage-0 text is ours
+    n_replay = round(a["replay"] * len(ds) / (1 - a["replay"])) if own_corpus and a.get("replay") else 0
     if n_replay:                                              # stage-0 text, so stage 2 does not erode what the base knows
         from datasets import concatenate_datasets
         from mmkit.tasks import microcosm as _microcosm

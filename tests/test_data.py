@@ -231,8 +231,9 @@ def test_recipe_registry_and_mix(test_pools):
         assert resolve_recipe("mix:0.875", test_pools, budget, seed=0)["id"] == a["id"]
         assert resolve_recipe("mix:0.875", test_pools, budget, seed=1)["id"] != a["id"]
     assert resolve_recipe("mlan", test_pools, 64)["id"] == resolve_recipe("mix:0.875", test_pools, 64)["id"]
-    srcs = Counter(resolve_recipe("lang_only", test_pools, 50)["source"])
-    assert sorted(srcs.values()) == [10] * 5                                 # spread evenly over sources
+    n_lang = len(set(test_pools.filter(lambda r: r["modality"] == "language")["source"]))
+    srcs = Counter(resolve_recipe("lang_only", test_pools, 10 * n_lang)["source"])
+    assert sorted(srcs.values()) == [10] * n_lang                            # spread evenly over sources
     assert len(resolve_recipe("base", test_pools, 50)) == 0
 
 

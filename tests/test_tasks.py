@@ -60,7 +60,7 @@ def test_default_sizes():
     assert T.SCALES["default"]["heldout"] == 240 and 12_000 <= T.SCALES["default"]["captions"] <= 20_000
     lang = sum(n for g, m, n in T.TRAIN_TASKS.values() if m == "language")
     vis = sum(n for g, m, n in T.TRAIN_TASKS.values() if m == "vision")
-    assert lang >= 5000 and vis >= 5000
+    assert lang >= 4000 and vis >= 4000                                       # a lang_only / vis_only run of the default budget fits
 
 
 def test_every_heldout_answer_checks(full_heldout):
@@ -106,9 +106,9 @@ def test_leakage_clean_and_planted_leaks_caught(micro):
     m = dict(micro, pools=datasets.concatenate_datasets([micro["pools"], T._to_dataset([rec(f"Scene: {ho}\nWhat?")], T._training_features())]))
     assert any("held-out scene" in p for p in T.check_leakage(m))
     # 2. a held-out instruction phrasing in the corpus
-    m = dict(micro, corpus=list(micro["corpus"]) + ["Is the red circle to the left of the blue cross? " + T.INSTR["letter"]])
+    m = dict(micro, corpus=list(micro["corpus"]) + ["Going by the passage, is the red circle small? " + T.INSTR["letter"]])
     probs = T.check_leakage(m)
-    assert any("phrasing" in p and "option's letter" in p for p in probs) and any("to the left of" in p for p in probs)
+    assert any("phrasing" in p and "option's letter" in p for p in probs) and any("Going by the passage" in p for p in probs)
     # 3. a held-out scene recorded in the training-scene ledger (e.g. used in a non-canonical phrasing)
     ledger = micro["train_scenes"].to_dict()
     for k, v in [("source", "pools"), ("id", "planted-1"), ("scene", ho)]: ledger[k].append(v)
