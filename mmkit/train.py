@@ -128,11 +128,12 @@ class MMTrainer(Trainer):
         if self.answer_lead is None or not model.training:
             return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
         loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
-        with torch.no_grad():
+        with torch.no_grad():                                 # only at the answers' tokens: no copy of the whole logits
             labels = inputs["labels"][:, 1:]
-            nll = torch.nn.functional.cross_entropy(outputs.logits[:, :-1].float().transpose(1, 2), labels.clamp(min=0), reduction="none")
             lead, content = answer_masks(labels, *self.answer_lead)
-            self._split += torch.stack([(nll * lead).sum(), lead.sum(), (nll * content).sum(), content.sum()]).cpu().double()
+            logits = outputs.logits[:, :-1]
+            nll = lambda m: torch.nn.functional.cross_entropy(logits[m].float(), labels[m], reduction="sum") if m.any() else logits.new_zeros(())
+            self._split += torch.stack([nll(lead), lead.sum(), nll(content), content.sum()]).detach().cpu().double()
         return (loss, outputs) if return_outputs else loss
 
     def log(self, logs, *args, **kw):
