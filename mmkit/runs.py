@@ -253,7 +253,9 @@ def _base_gate_failures(base_path) -> list[str] | None:
 
 SUMMARY_KEYS = ("n_items", "datasets", "language_avg", "vision_avg", "overall_avg", "skills")
 
-def _summary(m: dict) -> dict: return {k: m[k] for k in SUMMARY_KEYS if k in m}
+def _summary(m: dict, skills: bool = True) -> dict:
+    "The score keys of an `evaluate` metrics dict (without the per-skill scores when `skills=False`: the controls)."
+    return {k: m[k] for k in SUMMARY_KEYS if k in m and (skills or k != "skills")}
 
 def _evaluate(run: Path, p: dict, checkpoint: str) -> tuple[dict, float]:
     """Score a checkpoint: the held-out suites with the paper's generate scorer (`predictions.jsonl`, the headline
@@ -264,7 +266,9 @@ def _evaluate(run: Path, p: dict, checkpoint: str) -> tuple[dict, float]:
     from mmkit.evaluate import evaluate
     t0 = time.time(); main = process_state().is_main_process
     model, processor = _load(checkpoint)
-    suites = _heldout(p)
+    sets = _heldout(dict(p, suites=[*(p["suites"] or tasks.SUITES), tasks.NEGATIVE_SUITE]))   # one read of the microcosm
+    neg = {tasks.NEGATIVE_SUITE: sets.pop(tasks.NEGATIVE_SUITE)}
+    suites = sets
     kw = dict(n=p["eval_n"], seed=p["seed"], progress=True)
     metrics, preds = evaluate(model, processor, suites=suites, **kw)
     if main: atomic_write_jsonl(run/"predictions.jsonl", preds)
@@ -276,7 +280,6 @@ def _evaluate(run: Path, p: dict, checkpoint: str) -> tuple[dict, float]:
         bl, bl_rows = evaluate(model, processor, suites=vision, blind=True, **kw)
         if main: atomic_write_jsonl(run/"blind.jsonl", bl_rows)
         metrics["blind"] = _summary(bl)
-    neg = _heldout(dict(p, suites=[tasks.NEGATIVE_SUITE]))
     ng, ng_rows = evaluate(model, processor, suites=neg, **kw)
     nl, nl_rows = evaluate(model, processor, suites=neg, scorer="loglik", **kw)
     if main: atomic_write_jsonl(run/"negative.jsonl", ng_rows + nl_rows)
@@ -292,7 +295,7 @@ def _controls(run: Path, model, processor, eval_n, seed) -> dict:
     n = CONTROL_N if eval_n is None else min(CONTROL_N, eval_n)
     m, preds = evaluate(model, processor, suites=control_suites(n, image_size=_image_size(processor)), seed=seed, progress=True)
     if process_state().is_main_process: atomic_write_jsonl(run/"controls.jsonl", preds)
-    return {k: v for k, v in _summary(m).items() if k != "skills"}
+    return _summary(m, skills=False)
 
 def _complete_run(run: Path) -> dict:
     "`read_run(run)`, or a `RunError` when the run is not complete."
@@ -342,9 +345,10 @@ def rescore(run) -> dict:
             path = run/name
             if not path.is_file(): continue
             rows, changed[name] = _rescored(read_jsonl(path))
-            s = _summary(summarize(rows))
+            s = _summary(summarize(rows), skills=name != "controls.jsonl")
+            key = name.split(".")[0]                           # controls / blind: their own part of metrics.json
             if name == "predictions.jsonl": m.update(s)
-            elif m.get(name.split(".")[0]) is not None: m[name.split(".")[0]] = {k: v for k, v in s.items() if k != "skills"} if name == "controls.jsonl" else s
+            elif m.get(key) is not None: m[key] = s
             atomic_write_jsonl(path, rows)
         atomic_write_json(run/"metrics.json", m)
     return changed
