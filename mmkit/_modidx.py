@@ -346,6 +346,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'mmkit.tasks._source_hash': ('tasks.html#_source_hash', 'mmkit/tasks.py'),
                              'mmkit.tasks._stage0': ('tasks.html#_stage0', 'mmkit/tasks.py'),
                              'mmkit.tasks._story': ('tasks.html#_story', 'mmkit/tasks.py'),
+                             'mmkit.tasks._suffix': ('tasks.html#_suffix', 'mmkit/tasks.py'),
                              'mmkit.tasks._t_image_knowledge_mc': ('tasks.html#_t_image_knowledge_mc', 'mmkit/tasks.py'),
                              'mmkit.tasks._t_image_qa': ('tasks.html#_t_image_qa', 'mmkit/tasks.py'),
                              'mmkit.tasks._t_knowledge_mc': ('tasks.html#_t_knowledge_mc', 'mmkit/tasks.py'),

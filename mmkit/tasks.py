@@ -13,12 +13,13 @@ from .world import (SHAPES, COLORS, OBJECT_SIZES, ROWS, COLS, Scene, sample_spli
 import mmkit.world as world
 
 # %% auto #0
-__all__ = ['LETTERS', 'ANSWER_STYLE', 'SHORT_SUFFIX', 'MC_SUFFIX', 'YN_SUFFIX', 'PASSAGE_INTRO', 'Q', 'K', 'NAMES', 'PLACES',
-           'PRONOUN', 'CONTEXT_KINDS', 'STAGE0_WEIGHTS', 'WORDS', 'SYLLABLES', 'PSEUDO_WORDS', 'CONCEPTS', 'SCENE_YN',
-           'YN', 'IMK', 'TRAIN_TASKS', 'LANGUAGE_SUITES', 'VISION_SUITES', 'SUITES', 'NEGATIVE_SUITE', 'HELDOUT_N',
-           'INSTR', 'HELDOUT_TEMPLATES', 'POPE_CATEGORIES', 'POPULAR', 'HELDOUT_GENERATORS', 'SCALES', 'dataset_digest',
-           'stage0_corpus', 'stage1_captions', 'instruction_pools', 'heldout', 'check_item', 'check_heldout',
-           'heldout_phrases', 'check_leakage', 'export_llava', 'build_microcosm', 'microcosm']
+__all__ = ['LETTERS', 'ANSWER_STYLE', 'SHORT_SUFFIX', 'MC_SUFFIX', 'YN_SUFFIX', 'GENERIC_SUFFIX', 'GENERIC_SHARE',
+           'PASSAGE_INTRO', 'Q', 'K', 'NAMES', 'PLACES', 'PRONOUN', 'CONTEXT_KINDS', 'STAGE0_WEIGHTS', 'WORDS',
+           'SYLLABLES', 'PSEUDO_WORDS', 'CONCEPTS', 'SCENE_YN', 'YN', 'IMK', 'TRAIN_TASKS', 'LANGUAGE_SUITES',
+           'VISION_SUITES', 'SUITES', 'NEGATIVE_SUITE', 'HELDOUT_N', 'INSTR', 'HELDOUT_TEMPLATES', 'POPE_CATEGORIES',
+           'POPULAR', 'HELDOUT_GENERATORS', 'SCALES', 'dataset_digest', 'stage0_corpus', 'stage1_captions',
+           'instruction_pools', 'heldout', 'check_item', 'check_heldout', 'heldout_phrases', 'check_leakage',
+           'export_llava', 'build_microcosm', 'microcosm']
 
 # %% ../nbs/03_tasks.ipynb #5e41ff65
 LETTERS = "ABCDEFGH"
@@ -69,6 +70,14 @@ MC_SUFFIX = ["Reply with the letter of the correct option.", "Pick the right opt
              "Give only the letter of the right choice.", "Choose one option; answer with its letter only.",
              "Select the best choice and reply with its letter."]
 YN_SUFFIX = ["Reply yes or no.", "Answer yes or no.", "Say yes or no.", "Respond with yes or no only.", "Give a yes or no answer."]
+GENERIC_SUFFIX = ["Your answer, please.", "Reply to the query above.", "Respond to this.", "What would you say?"]   # no held-out wording
+GENERIC_SHARE = 0.35
+
+def _suffix(rng, own: list[str]) -> str:
+    """An instruction suffix: one of the format's `own` wordings, or (`GENERIC_SHARE` of the time) a wording shared by
+    every format, so the model learns to read the answer form from the question itself (options, a yes/no question,
+    a wh-question) and not only from its suffix."""
+    return rng.choice(GENERIC_SUFFIX) if rng.random() < GENERIC_SHARE else rng.choice(own)
 PASSAGE_INTRO = ["Scene: {d}", "Read the description: {d}", "Here is a scene. {d}", "Description: {d}", "Consider this scene. {d}"]
 Q = {  # scene / image questions (short answers)
     "color_at": ["What color is the object at the {pos}?", "Which color does the shape in the {pos} have?",
@@ -265,7 +274,7 @@ def _passage(rng, sc):
 def _t_scene_qa(rng, i):
     sc = sample_split_scene(rng, False)
     q, a = _scene_question(rng, sc)
-    return f"{_passage(rng, sc)}\n{q} {rng.choice(SHORT_SUFFIX)}", a, None, [describe(sc)]
+    return f"{_passage(rng, sc)}\n{q} {_suffix(rng, SHORT_SUFFIX)}", a, None, [describe(sc)]
 
 SCENE_YN = {"exists": ["Does the scene contain a {name}?", "Is a {name} part of the scene?", "Can a {name} be found in the scene?"],
             "relation": ["Is the {a} {rel} the {b}?", "Does the {a} sit {rel} the {b}?", "Would you say the {a} is {rel} the {b}?"]}
@@ -284,7 +293,7 @@ def _t_scene_yn(rng, i):
         a, b = rng.choice(pairs(sc)); rel = relation(sc, a, b)
         if want == "no": rel = rng.choice([r for r in RELATIONS if r != rel])
         q = _fill(rng, SCENE_YN[kind], a=a.name, b=b.name, rel=rel)
-    return f"{_passage(rng, sc)}\n{q} {rng.choice(YN_SUFFIX)}", want, None, [describe(sc)]
+    return f"{_passage(rng, sc)}\n{q} {_suffix(rng, YN_SUFFIX)}", want, None, [describe(sc)]
 
 def _t_scene_mc(rng, i):
     gold = i % 4
@@ -299,7 +308,7 @@ def _t_scene_mc(rng, i):
     elif kind == "count":
         n = len(sc.objects); q, ch = _fill(rng, Q[kind]), _place(str(n), [str(x) for x in range(1, 6) if x != n][:3] if n > 4 else [str(x) for x in range(1, 5) if x != n], gold, rng)
     else: q, ch = _fill(rng, IMK["corners_at"], pos=sc.pos(o)), _place(str(CORNERS[o.shape]), [str(v) for v in {0, 3, 4, 12} - {CORNERS[o.shape]}], gold, rng)
-    return f"{_passage(rng, sc)}\n{q}\n{_options(ch)}\n{rng.choice(MC_SUFFIX)}", LETTERS[gold], None, [describe(sc)]
+    return f"{_passage(rng, sc)}\n{q}\n{_options(ch)}\n{_suffix(rng, MC_SUFFIX)}", LETTERS[gold], None, [describe(sc)]
 
 def _knowledge_q(rng):
     kind = rng.choice(["corners", "meaning", "creature_color", "creature_shape", "creature_name", "plus"])
@@ -314,7 +323,7 @@ def _knowledge_q(rng):
 
 def _t_knowledge_qa(rng, i):
     q, a = _knowledge_q(rng)
-    return f"{q} {rng.choice(SHORT_SUFFIX)}", a, None, []
+    return f"{q} {_suffix(rng, SHORT_SUFFIX)}", a, None, []
 
 def _t_knowledge_mc(rng, i):
     kind, gold = rng.choice(["corners", "meaning", "creature_name", "plus"]), i % 4
@@ -330,7 +339,7 @@ def _t_knowledge_mc(rng, i):
     else:
         a, b = rng.randint(0, ARITH_MAX), rng.randint(0, ARITH_MAX); q = _fill(rng, K["plus"], a=a, b=b)
         ch = _place(str(a + b), _plus_distractors(rng, a + b), gold, rng)
-    return f"{q}\n{_options(ch)}\n{rng.choice(MC_SUFFIX)}", LETTERS[gold], None, []
+    return f"{q}\n{_options(ch)}\n{_suffix(rng, MC_SUFFIX)}", LETTERS[gold], None, []
 
 YN = {
     "corners": ["Does a {shape} have {n} corners?", "Are there {n} corners on a {shape}?", "Has a {shape} got {n} corners?"],
@@ -355,7 +364,7 @@ def _t_knowledge_yn(rng, i):
     else:
         a, b = rng.randint(0, ARITH_MAX), rng.randint(0, ARITH_MAX); c = a + b if want else a + b + rng.choice([-2, -1, 1, 2])
         q = rng.choice(YN[kind]).format(a=a, b=b, c=c)
-    return f"{q} {rng.choice(YN_SUFFIX)}", "yes" if want else "no", None, []
+    return f"{q} {_suffix(rng, YN_SUFFIX)}", "yes" if want else "no", None, []
 
 def _t_story_qa(rng, i):
     text, (n1, co, sh, sz, pl, n2) = _story(rng)
@@ -363,12 +372,12 @@ def _t_story_qa(rng, i):
                        (f"Where did {n2} put the {sh}?", pl), (f"What color was the shape {n1} found?", co),
                        (f"Was the {sh} small or large?", sz)])
     intro = rng.choice(["{s}", "Story: {s}", "Read this: {s}", "Here is a short story. {s}", "{s} Think about the story."])
-    return f"{intro.format(s=text)}\n{q} {rng.choice(SHORT_SUFFIX)}", a, None, []
+    return f"{intro.format(s=text)}\n{q} {_suffix(rng, SHORT_SUFFIX)}", a, None, []
 
 def _t_image_qa(rng, i):
     sc = sample_split_scene(rng, False)
     q, a = _scene_question(rng, sc, ("color_at", "shape_at", "count", "count_color", "size"))
-    return f"{q} {rng.choice(SHORT_SUFFIX)}", a, sc, [describe(sc)]
+    return f"{q} {_suffix(rng, SHORT_SUFFIX)}", a, sc, [describe(sc)]
 
 IMK = {"corners_at": ["How many corners does the object at the {pos} have?", "The shape at the {pos} has how many corners?",
                       "Count the corners of the {pos} object, using what you know.", "What is the number of corners of the shape in the {pos}?",
@@ -389,7 +398,7 @@ def _t_image_knowledge_mc(rng, i):
     elif kind == "meaning_at": ch = _place(MEANINGS[o.color], rng.sample([m for m in MEANINGS.values() if m != MEANINGS[o.color]], 3), gold, rng)
     else:
         cr = creature_of(o.color, o.shape); ch = _place(cr, rng.sample([c for c in CREATURES if c != cr], 3), gold, rng)
-    return f"{q}\n{_options(ch)}\n{rng.choice(MC_SUFFIX)}", LETTERS[gold], sc, [describe(sc)]
+    return f"{q}\n{_options(ch)}\n{_suffix(rng, MC_SUFFIX)}", LETTERS[gold], sc, [describe(sc)]
 
 TRAIN_TASKS = {  # name: (generator, modality, default size per task)
     "scene_qa": (_t_scene_qa, "language", 800), "scene_yn": (_t_scene_yn, "language", 800), "scene_mc": (_t_scene_mc, "language", 800),
@@ -581,7 +590,7 @@ def _ho_negative(rng, i):
         names = [o.name for o in sc.objects]; q = _h("negative", 0)
     else:
         sc, names, q = None, rng.sample(list(CREATURES), 4), _h("negative", 1)
-    best = max(names, key=_hidden_rank)
+    best = max(names, key=lambda x: _hidden_rank(f"{i}:{x}"))   # salted per item: no name is always 'heaviest'
     ch = _place(best, [x for x in names if x != best], gold, rng)
     return _item(_mcq(q, ch), ch, LETTERS[gold], "letter", "image" if with_image else "text", "none",
                  sc.to_json() if sc else "", {"kind": "hidden_rank"}, sc)

@@ -29,7 +29,7 @@ __all__ = ['STAGES', 'GATES', 'BASE_FILES', 'VOCAB', 'MICROCOSM_STAGE1', 'VISION
 
 # %% ../nbs/05_train.ipynb #693cc043
 STAGES = {
-    "stage0": dict(policy="stage0", lr=3e-3, epochs=3, batch_size=32, block_size=128, warmup_ratio=0.03, weight_decay=0.0),
+    "stage0": dict(policy="stage0", lr=1e-3, epochs=3, batch_size=32, block_size=128, warmup_ratio=0.03, weight_decay=0.0),
     "vision": dict(lr=1e-3, epochs=1, batch_size=64, warmup_ratio=0.05, weight_decay=0.0),
     "stage1": dict(policy="stage1", template="plain", lr=2e-3, epochs=2, batch_size=32, warmup_ratio=0.03, weight_decay=0.0,
                    replay=0.0),
@@ -628,7 +628,7 @@ def train_stage2(recipe: str, out_dir, base=None, *, budget: int | None = None, 
 
 # %% ../nbs/05_train.ipynb #b0b7bf62
 VOCAB = {"test": 600, "small": 1200, "default": 1500}
-MICROCOSM_STAGE1 = dict(policy="stage1_lm", lr=3e-4, epochs=2, replay=0.5)
+MICROCOSM_STAGE1 = dict(policy="stage1_lm", lr=1e-3, epochs=1, replay=0.5)
 VISION_SCENES = {"test": 256, "default": 36_000}
 
 def tokenizer_texts(m: dict) -> list[str]:
