@@ -593,7 +593,7 @@ def _ho_negative(rng, i):
     best = max(names, key=lambda x: _hidden_rank(f"{i}:{x}"))   # salted per item: no name is always 'heaviest'
     ch = _place(best, [x for x in names if x != best], gold, rng)
     return _item(_mcq(q, ch), ch, LETTERS[gold], "letter", "image" if with_image else "text", "none",
-                 sc.to_json() if sc else "", {"kind": "hidden_rank"}, sc)
+                 sc.to_json() if sc else "", {"kind": "hidden_rank", "salt": str(i)}, sc)
 
 HELDOUT_GENERATORS = {"boolq": _ho_boolq, "openbookqa": _ho_openbookqa, "race": _ho_race, "hellaswag": _ho_hellaswag,
                       "pope": _ho_pope, "gqa": _ho_gqa, "ai2d": _ho_ai2d, "realworldqa": _ho_realworldqa, "scienceqa": _ho_scienceqa,
@@ -663,7 +663,7 @@ def _solve(item) -> str|bool:
             m = re.fullmatch(r"The color (\w+) stands for (\w+)\.", s)
             return MEANINGS[m[1]] == m[2]
         (i,) = [i for i, c in enumerate(item["choices"]) if true(c)]; return item["choices"][i]
-    if kind == "hidden_rank": return max(item["choices"], key=_hidden_rank)
+    if kind == "hidden_rank": return max(item["choices"], key=lambda x: _hidden_rank(f"{spec['salt']}:{x}"))
     raise MMKitError(f"check_item: {item.get('id')}: unknown spec kind {kind!r}")
 
 def check_item(item: dict) -> str:
