@@ -579,9 +579,9 @@ def _ho_scienceqa(rng, i):
     ch = _place(correct, wrong, gold, rng)
     return _item(_mcq(_h("scienceqa", 1), ch), ch, LETTERS[gold], "letter", "text", kind, "", {"kind": "true_statement"}, None)
 
-def _hidden_rank(x: str) -> str:
+def _hidden_rank(x: str, salt: str) -> str:
     "The negative control's unlearnable 'truth': a hash nobody states (the heaviest object, the oldest creature)."
-    return hashlib.sha1(f"negative-control:{x}".encode()).hexdigest()
+    return hashlib.sha1(f"negative-control:{salt}:{x}".encode()).hexdigest()
 
 def _ho_negative(rng, i):
     gold, with_image = i % 4, i % 2 == 0
@@ -590,7 +590,7 @@ def _ho_negative(rng, i):
         names = [o.name for o in sc.objects]; q = _h("negative", 0)
     else:
         sc, names, q = None, rng.sample(list(CREATURES), 4), _h("negative", 1)
-    best = max(names, key=lambda x: _hidden_rank(f"{i}:{x}"))   # salted per item: no name is always 'heaviest'
+    best = max(names, key=lambda x: _hidden_rank(x, str(i)))   # salted per item: no name is always 'heaviest'
     ch = _place(best, [x for x in names if x != best], gold, rng)
     return _item(_mcq(q, ch), ch, LETTERS[gold], "letter", "image" if with_image else "text", "none",
                  sc.to_json() if sc else "", {"kind": "hidden_rank", "salt": str(i)}, sc)
@@ -663,7 +663,7 @@ def _solve(item) -> str|bool:
             m = re.fullmatch(r"The color (\w+) stands for (\w+)\.", s)
             return MEANINGS[m[1]] == m[2]
         (i,) = [i for i, c in enumerate(item["choices"]) if true(c)]; return item["choices"][i]
-    if kind == "hidden_rank": return max(item["choices"], key=lambda x: _hidden_rank(f"{spec['salt']}:{x}"))
+    if kind == "hidden_rank": return max(item["choices"], key=lambda x: _hidden_rank(x, spec["salt"]))
     raise MMKitError(f"check_item: {item.get('id')}: unknown spec kind {kind!r}")
 
 def check_item(item: dict) -> str:
