@@ -102,7 +102,10 @@ def cmd_base(a):
     path = build_base(size=a.size, scale=a.scale, seed=a.seed, force=a.force, stage0=s0 or None, stage1=s1 or None)
     info = read_json(path/"base.json"); g0, g1 = info["gates"]["stage0"], info["gates"]["stage1"]
     print(f"base: {path}")
-    print(f"gate 0 (language model): held-out perplexity {g0['heldout_perplexity']:.2f}, knowledge {g0['knowledge_accuracy']:.1%}")
+    print(f"gate 0 (language model): held-out perplexity {g0['heldout_perplexity']:.2f}, knowledge {g0['knowledge_accuracy']:.1%}, "
+          f"copying ratio {g0['repeat_ratio']:.2f}, look-up {g0['lookup_accuracy']:.1%}"
+          + (f" (first-named object on {g0['lookup_first_named']:.1%} of the others)" if g0.get("lookup_first_named") is not None else ""))
+    if info.get("gate_failures"): print("gates missed: " + "; ".join(info["gate_failures"]))
     print(f"gate 1 (alignment, unseen scenes): exact {g1['exact']:.1%}, color {g1['color']:.1%}, shape {g1['shape']:.1%}, "
           f"size {g1['size']:.1%}, count {g1['count']:.1%}")
 

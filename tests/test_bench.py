@@ -74,3 +74,20 @@ def test_shapes_bench_interleaves_the_shapes_against_the_first(tmp_path):
     same = subprocess.run([sys.executable, str(ROOT/"bench"/"shapes.py"), "--lm", "64,128,1,2", "64,128,1,2"],
                           capture_output=True, text=True, timeout=120)
     assert same.returncode == 2 and "two or more different shapes" in same.stderr
+
+def test_copying_probe_trains_every_arm_and_scores_each_on_both_block_kinds(tmp_path):
+    "`bench/copying.py` at a tiny budget: each arm trains and is scored on offset and varied blocks; the wired head attends back."
+    out = tmp_path/"copying.json"
+    r = subprocess.run([sys.executable, str(ROOT/"bench"/"copying.py"), "--size", "test", "--steps", "4", "--every", "2",
+                        "--batch-size", "4", "--block", "32", "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert list(res["arms"]) == ["offset", "varied", "varied+prev"] and res["block"] == 32
+    for a in res["arms"].values():
+        assert [c["step"] for c in a["curve"]] == [2, 4] and a["tokens"] == 4 * 4 * 32
+        assert all(c["second"] > 0 and c["first"] > 0 and c["ratio"] == round(c["second"] / c["first"], 3) for c in a["curve"])
+        assert a["eval_offset_ratio"] > 0 and a["eval_varied_ratio"] > 0
+    assert res["arms"]["varied+prev"]["previous_token_mass_at_init"] > 0.5     # uniform over 32 positions would be ~0.13
+    assert "final ratio" in r.stdout and "varied+prev" in r.stdout
+    bad = subprocess.run([sys.executable, str(ROOT/"bench"/"copying.py"), "--block", "15"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--block must be an even number" in bad.stderr

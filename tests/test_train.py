@@ -261,6 +261,7 @@ def test_cli_base_takes_stage_settings(test_base, capsys):
     out = capsys.readouterr().out
     path = Path(out.split("base: ", 1)[1].splitlines()[0])
     assert path != Path(test_base) and (path/"base.json").is_file() and "knowledge" in out
+    assert "copying ratio" in out and "look-up" in out
     assert read_json(path/"base.json")["key"]["overrides"]["stage0"] == {"epochs": 1, "lr": 0.002}
     assert main(["base", "--size", "test", "--scale", "test", "--stage0", "epochz=1"]) == 2
     assert "stage0: unknown setting 'epochz'" in capsys.readouterr().err
@@ -273,6 +274,8 @@ def test_base_gates_are_measured_recorded_and_checked_before_stage2(tmp_path, te
     info = json.loads((test_base/"base.json").read_text())
     g = info["gates"]
     assert {"repeat_ratio", "lookup_accuracy", "knowledge_accuracy"} <= set(g["stage0"]) and "shape" in g["stage1"]
+    s0 = g["stage0"]                                     # a miss's two readings: scenes that need a look-up, a position habit
+    assert 0 <= s0["lookup_accuracy_several"] <= 1 and (s0["lookup_first_named"] is None or 0 <= s0["lookup_first_named"] <= 1)
     assert info["gate_failures"] == T.gate_failures(g)
     assert T.gate_failures({"stage0": dict(repeat_ratio=0.1, lookup_accuracy=0.95, knowledge_accuracy=0.99), "stage1": dict(shape=0.95)}) == []
     assert T.gate_failures({"stage0": dict(repeat_ratio=0.5)})[0].startswith("copying: stage0.repeat_ratio = 0.5")
