@@ -17,7 +17,7 @@ does not).
 
     python bench/copying.py [--size default] [--steps 500] [--batch-size 32] [--block 128] [--lr 1e-3] [--json FILE]
 """
-import argparse, json, math, os, sys, time
+import argparse, json, os, time
 from pathlib import Path
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
@@ -46,14 +46,9 @@ def blocks(kind: str, n: int, T: int, vocab: int, g: torch.Generator):
 def wire_previous_token_head(model, scale: float = 4.0):
     """Make head 0 of layer 0 attend one position back from the start: constant query/key biases which RoPE rotates so
     that their product peaks at a distance of one token."""
-    cfg = model.config; hd = cfg.hidden_size // cfg.num_attention_heads
-    theta = cfg.rope_parameters["rope_theta"] if getattr(cfg, "rope_parameters", None) else 10000.0
-    inv = 1.0 / (theta ** (torch.arange(0, hd, 2).float() / hd))
+    hd = model.config.hidden_size // model.config.num_attention_heads
+    inv = model.model.rotary_emb.inv_freq.float()      # RoPE's per-pair angle per position (biases start at zero)
     with torch.no_grad():
-        for layer in model.model.layers:
-            a = layer.self_attn
-            for lin in (a.q_proj, a.k_proj, a.o_proj):
-                if lin.bias is not None: lin.bias.zero_()
         a = model.model.layers[0].self_attn
         a.q_proj.bias[: hd // 2] = scale
         a.k_proj.bias[: hd // 2] = scale * torch.cos(inv); a.k_proj.bias[hd // 2: hd] = scale * torch.sin(inv)
