@@ -13,9 +13,16 @@ reading the context) is compared with the loss on the first copies (unpredictabl
 
 After training, the `offset` model is also scored on `varied` blocks: a copy ratio near 1 there shows that what it
 learned was the distance, not the reading. Ratio = second-copy loss / first-copy loss (near 0: it copies; near 1: it
-does not).
+does not). Every `--every` steps the ratio is also measured on one fixed batch of `varied` blocks over the whole
+vocabulary (`heldout`), whatever the arm trains on.
 
-    python bench/copying.py [--size default] [--steps 500] [--batch-size 32] [--block 128] [--lr 1e-3] [--json FILE]
+Two knobs ask whether the vocabulary is what makes copying slow: `--vocab N` draws the random tokens from N ids (the
+default is the microcosm tokenizer's size), and `--warmup-vocab K --warmup-steps S` trains the first S steps on
+tokens from a fixed K of those ids only (a curriculum: does a copying circuit learned on a few frequent tokens carry
+over to all of them?).
+
+    python bench/copying.py [--size default] [--steps 500] [--batch-size 32] [--block 128] [--lr 1e-3]
+                            [--vocab N] [--warmup-vocab K --warmup-steps S] [--json FILE]
 """
 import argparse, json, os, time
 from pathlib import Path
@@ -80,17 +87,24 @@ def arm(name: str, a, vocab: int, bf16: bool) -> dict:
         wire_previous_token_head(model); out["previous_token_mass_at_init"] = round(previous_token_mass(model, vocab), 3)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.0)
     g = torch.Generator().manual_seed(a.seed); kind = "offset" if name == "offset" else "varied"
+    few = torch.randperm(vocab, generator=g)[:a.warmup_vocab]             # the warm-up's ids (unused when it is off)
+    xh, ch = blocks("varied", a.batch_size, a.block, vocab, torch.Generator().manual_seed(a.seed + 2))
     curve, t0 = [], time.time()
     for step in range(1, a.steps + 1):
         for p in opt.param_groups: p["lr"] = a.lr * min(1.0, step / max(1, a.steps // 20))   # linear warm-up, then flat
-        x, copy = blocks(kind, a.batch_size, a.block, vocab, g)
+        warm = step <= a.warmup_steps
+        x, copy = blocks(kind, a.batch_size, a.block, a.warmup_vocab if warm else vocab, g)
+        if warm: x = few[x]
         model.train(); second, first, loss = losses(model, x, copy, bf16)
         opt.zero_grad(); loss.backward(); opt.step()
         if step % a.every == 0 or step == a.steps:
+            model.eval()
+            with torch.no_grad(): hs, hf, _ = losses(model, xh, ch, bf16)
             curve.append(dict(step=step, second=round(second.item(), 3), first=round(first.item(), 3),
-                              ratio=round(second.item() / first.item(), 3)))
-            print(f"[{name}] step {step}/{a.steps}: second-copy loss {second.item():.3f}, first-copy {first.item():.3f}, "
-                  f"ratio {curve[-1]['ratio']:.3f} ({time.time() - t0:.0f} s)", flush=True)
+                              ratio=round(second.item() / first.item(), 3), heldout=round(hs.item() / hf.item(), 3)))
+            print(f"[{name}] step {step}/{a.steps}{' (warm-up ids)' if warm else ''}: second-copy loss {second.item():.3f}, "
+                  f"first-copy {first.item():.3f}, ratio {curve[-1]['ratio']:.3f}, on all ids {curve[-1]['heldout']:.3f} "
+                  f"({time.time() - t0:.0f} s)", flush=True)
     model.eval(); ge = torch.Generator().manual_seed(a.seed + 1)
     with torch.no_grad():
         for k in ("offset", "varied"):
@@ -105,22 +119,31 @@ def main():
     ap.add_argument("--batch-size", type=int, default=32); ap.add_argument("--block", type=int, default=128)
     ap.add_argument("--lr", type=float, default=1e-3); ap.add_argument("--every", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0); ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
+    ap.add_argument("--vocab", type=int, default=None, help="random tokens come from this many ids (default: the tokenizer size)")
+    ap.add_argument("--warmup-vocab", type=int, default=0, help="ids the first --warmup-steps steps draw from (0: off)")
+    ap.add_argument("--warmup-steps", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
     if a.steps < 1 or a.every < 1 or a.batch_size < 1: ap.error("--steps, --every and --batch-size must be positive")
     if a.block < 16 or a.block % 2: ap.error("--block must be an even number of at least 16 tokens")
+    vocab, bf16 = a.vocab or VOCAB.get(a.size, 1500), bf16_available()
+    if vocab < 2: ap.error("--vocab must be at least 2")
+    if a.warmup_steps < 0 or (a.warmup_steps > 0) != (a.warmup_vocab > 0):
+        ap.error("--warmup-vocab and --warmup-steps go together, both positive")
+    if a.warmup_vocab > vocab: ap.error(f"--warmup-vocab {a.warmup_vocab} is more than the vocabulary ({vocab})")
     torch.set_num_threads(os.cpu_count() or 1)
-    vocab, bf16 = VOCAB.get(a.size, 1500), bf16_available()
     s = SIZES[a.size]["text"]
     print(f"language model: hidden {s['hidden_size']}, MLP {s['intermediate_size']}, {s['num_hidden_layers']} layers, "
           f"{s['num_attention_heads']} heads; vocabulary {vocab}; {a.steps} steps of {a.batch_size}x{a.block} tokens; "
-          f"lr {a.lr}; {'bf16 autocast' if bf16 else 'fp32'}", flush=True)
+          f"lr {a.lr}; {'bf16 autocast' if bf16 else 'fp32'}"
+          + (f"; first {a.warmup_steps} steps on {a.warmup_vocab} ids only" if a.warmup_steps else ""), flush=True)
     res = [arm(n, a, vocab, bf16) for n in a.arms]
     print(f"\n{'arm':<14}{'final ratio':>12}{'on offset blocks':>18}{'on varied blocks':>18}{'tokens':>12}{'seconds':>9}")
     for r in res:
         print(f"{r['arm']:<14}{r['curve'][-1]['ratio']:>12.3f}{r['eval_offset_ratio']:>18.3f}{r['eval_varied_ratio']:>18.3f}"
               f"{r['tokens']:>12,}{r['seconds']:>9.0f}")
     out = dict(size=a.size, vocab=vocab, steps=a.steps, batch_size=a.batch_size, block=a.block, lr=a.lr, bf16=bf16,
+               warmup_vocab=a.warmup_vocab, warmup_steps=a.warmup_steps,
                arms={r["arm"]: r for r in res})
     print(json.dumps({r["arm"]: dict(final_ratio=r["curve"][-1]["ratio"], eval_offset_ratio=r["eval_offset_ratio"],
                                      eval_varied_ratio=r["eval_varied_ratio"]) for r in res}))

@@ -89,5 +89,19 @@ def test_copying_probe_trains_every_arm_and_scores_each_on_both_block_kinds(tmp_
         assert a["eval_offset_ratio"] > 0 and a["eval_varied_ratio"] > 0
     assert res["arms"]["varied+prev"]["previous_token_mass_at_init"] > 0.5     # uniform over 32 positions would be ~0.13
     assert "final ratio" in r.stdout and "varied+prev" in r.stdout
+    assert all(0 < c["heldout"] for a in res["arms"].values() for c in a["curve"])
     bad = subprocess.run([sys.executable, str(ROOT/"bench"/"copying.py"), "--block", "15"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--block must be an even number" in bad.stderr
+
+def test_copying_probe_warm_up_trains_on_a_few_ids_then_all(tmp_path):
+    "`--vocab` and `--warmup-vocab/--warmup-steps`: the warm-up steps are flagged, later ones are not; a lone flag is refused."
+    out = tmp_path/"warm.json"
+    r = subprocess.run([sys.executable, str(ROOT/"bench"/"copying.py"), "--size", "test", "--arms", "varied", "--vocab", "50",
+                        "--warmup-vocab", "8", "--warmup-steps", "2", "--steps", "4", "--every", "1", "--batch-size", "2",
+                        "--block", "32", "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert (res["vocab"], res["warmup_vocab"], res["warmup_steps"]) == (50, 8, 2) and list(res["arms"]) == ["varied"]
+    assert [("(warm-up ids)" in l) for l in r.stdout.splitlines() if l.startswith("[varied] step")] == [True, True, False, False]
+    bad = subprocess.run([sys.executable, str(ROOT/"bench"/"copying.py"), "--warmup-vocab", "8"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "go together" in bad.stderr
