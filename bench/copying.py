@@ -13,7 +13,7 @@ reading the context) is compared with the loss on the first copies (unpredictabl
 
 After training, the `offset` model is also scored on `varied` blocks: a copy ratio near 1 there shows that what it
 learned was the distance, not the reading. Ratio = second-copy loss / first-copy loss (near 0: it copies; near 1: it
-does not). Every `--every` steps the ratio is also measured on one fixed batch of `varied` blocks over the whole
+does not). Every `--every` steps the ratio is also measured on those same fixed `varied` blocks over the whole
 vocabulary (`heldout`), whatever the arm trains on.
 
 Two knobs ask whether the vocabulary is what makes copying slow: `--vocab N` draws the random tokens from N ids (the
@@ -87,8 +87,13 @@ def arm(name: str, a, vocab: int, bf16: bool) -> dict:
         wire_previous_token_head(model); out["previous_token_mass_at_init"] = round(previous_token_mass(model, vocab), 3)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.0)
     g = torch.Generator().manual_seed(a.seed); kind = "offset" if name == "offset" else "varied"
-    few = torch.randperm(vocab, generator=g)[:a.warmup_vocab]             # the warm-up's ids (unused when it is off)
-    xh, ch = blocks("varied", a.batch_size, a.block, vocab, torch.Generator().manual_seed(a.seed + 2))
+    few = torch.randperm(vocab, generator=torch.Generator().manual_seed(a.seed + 2))[:a.warmup_vocab]   # the warm-up's ids
+    ge = torch.Generator().manual_seed(a.seed + 1)
+    held = {k: blocks(k, 64, a.block, vocab, ge) for k in ("offset", "varied")}   # fixed scoring blocks, all ids
+    def ratio(k):
+        model.eval()
+        with torch.no_grad(): second, first, _ = losses(model, *held[k], bf16)
+        return round(second.item() / first.item(), 3)
     curve, t0 = [], time.time()
     for step in range(1, a.steps + 1):
         for p in opt.param_groups: p["lr"] = a.lr * min(1.0, step / max(1, a.steps // 20))   # linear warm-up, then flat
@@ -98,18 +103,12 @@ def arm(name: str, a, vocab: int, bf16: bool) -> dict:
         model.train(); second, first, loss = losses(model, x, copy, bf16)
         opt.zero_grad(); loss.backward(); opt.step()
         if step % a.every == 0 or step == a.steps:
-            model.eval()
-            with torch.no_grad(): hs, hf, _ = losses(model, xh, ch, bf16)
             curve.append(dict(step=step, second=round(second.item(), 3), first=round(first.item(), 3),
-                              ratio=round(second.item() / first.item(), 3), heldout=round(hs.item() / hf.item(), 3)))
+                              ratio=round(second.item() / first.item(), 3), heldout=ratio("varied")))
             print(f"[{name}] step {step}/{a.steps}{' (warm-up ids)' if warm else ''}: second-copy loss {second.item():.3f}, "
                   f"first-copy {first.item():.3f}, ratio {curve[-1]['ratio']:.3f}, on all ids {curve[-1]['heldout']:.3f} "
                   f"({time.time() - t0:.0f} s)", flush=True)
-    model.eval(); ge = torch.Generator().manual_seed(a.seed + 1)
-    with torch.no_grad():
-        for k in ("offset", "varied"):
-            x, copy = blocks(k, 64, a.block, vocab, ge); second, first, _ = losses(model, x, copy, bf16)
-            out[f"eval_{k}_ratio"] = round(second.item() / first.item(), 3)
+    out.update({f"eval_{k}_ratio": ratio(k) for k in held})
     out.update(curve=curve, seconds=round(time.time() - t0, 1), tokens=a.steps * a.batch_size * a.block)
     return out
 

@@ -89,7 +89,8 @@ def test_copying_probe_trains_every_arm_and_scores_each_on_both_block_kinds(tmp_
         assert a["eval_offset_ratio"] > 0 and a["eval_varied_ratio"] > 0
     assert res["arms"]["varied+prev"]["previous_token_mass_at_init"] > 0.5     # uniform over 32 positions would be ~0.13
     assert "final ratio" in r.stdout and "varied+prev" in r.stdout
-    assert all(0 < c["heldout"] for a in res["arms"].values() for c in a["curve"])
+    for a in res["arms"].values():   # the curve's all-ids ratio is scored on the blocks the final varied score uses
+        assert all(0 < c["heldout"] for c in a["curve"]) and a["curve"][-1]["heldout"] == a["eval_varied_ratio"]
     bad = subprocess.run([sys.executable, str(ROOT/"bench"/"copying.py"), "--block", "15"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--block must be an even number" in bad.stderr
 
