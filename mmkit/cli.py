@@ -55,7 +55,7 @@ def parser() -> argparse.ArgumentParser:
                    "runs use)")
     p.add_argument("--force", action="store_true", help="build again even if it is cached")
     p.add_argument("--stage0", nargs="+", default=[], metavar="KEY=VALUE", help="stage-0 settings to change, e.g. "
-                   "epochs=18: a variant base in a folder of its own (train on it with --base FOLDER)")
+                   "epochs=18 or copy_steps=0 (no copying warm-up): a variant base in a folder of its own (train on it with --base FOLDER)")
     p.add_argument("--stage1", nargs="+", default=[], metavar="KEY=VALUE", help="stage-1 settings to change, e.g. epochs=4")
     p = sub.add_parser("train", help="train one recipe and evaluate it (one run folder)"); _run_args(p)
     p = sub.add_parser("sweep", help="recipes x seeds, or the 0-100 %% language sweep; complete runs are skipped")
@@ -103,7 +103,9 @@ def cmd_base(a):
     info = read_json(path/"base.json"); g0, g1 = info["gates"]["stage0"], info["gates"]["stage1"]
     print(f"base: {path}")
     print(f"gate 0 (language model): held-out perplexity {g0['heldout_perplexity']:.2f}, knowledge {g0['knowledge_accuracy']:.1%}, "
-          f"copying ratio {g0['repeat_ratio']:.2f}, look-up {g0['lookup_accuracy']:.1%}"
+          f"copying ratio {g0['repeat_ratio']:.2f}"
+          + (f" ({g0['after_copy_warmup']['repeat_ratio']:.2f} after the copying warm-up)" if g0.get("after_copy_warmup") else "")
+          + f", look-up {g0['lookup_accuracy']:.1%}"
           + (f" (first-named object on {g0['lookup_first_named']:.1%} of the others)" if g0.get("lookup_first_named") is not None else ""))
     if info.get("gate_failures"): print("gates missed: " + "; ".join(info["gate_failures"]))
     print(f"gate 1 (alignment, unseen scenes): exact {g1['exact']:.1%}, color {g1['color']:.1%}, shape {g1['shape']:.1%}, "

@@ -19,17 +19,19 @@ from .model import (POLICIES, SIZES, apply_policy, build_tiny_llava, cpu_eager_a
 from . import data as mdata
 
 # %% auto #0
-__all__ = ['STAGES', 'GATES', 'BASE_FILES', 'VOCAB', 'MICROCOSM_STAGE1', 'VISION_SCENES', 'stage_args', 'cpu_bf16_attention',
-           'bf16_available', 'answer_masks', 'MMTrainer', 'last_complete_checkpoint', 'cxx_compiler',
-           'compiled_training', 'run_trainer', 'lm_blocks', 'train_stage0', 'knowledge_probes', 'perplexity', 'greedy',
-           'repeat_gate', 'lookup_gate', 'gate0', 'gate_failures', 'CellProbe', 'cell_labels', 'probe_dataset',
-           'pretrain_vision', 'probe_accuracy', 'replay_blocks', 'train_stage1', 'parse_description', 'caption_scores',
-           'gate1', 'check_base', 'resolve_base', 'answer_lead_ids', 'train_stage2', 'tokenizer_texts', 'stage_keys',
-           'base_key', 'base_path', 'base_shape', 'build_base']
+__all__ = ['STAGES', 'GATES', 'BASE_FILES', 'VOCAB', 'MICROCOSM_STAGE1', 'VISION_SCENES', 'COPY_STEPS', 'stage_args',
+           'cpu_bf16_attention', 'bf16_available', 'answer_masks', 'MMTrainer', 'last_complete_checkpoint',
+           'cxx_compiler', 'compiled_training', 'run_trainer', 'lm_blocks', 'copy_blocks', 'train_stage0',
+           'knowledge_probes', 'perplexity', 'greedy', 'repeat_gate', 'lookup_gate', 'gate0', 'gate_failures',
+           'CellProbe', 'cell_labels', 'probe_dataset', 'pretrain_vision', 'probe_accuracy', 'replay_blocks',
+           'train_stage1', 'parse_description', 'caption_scores', 'gate1', 'check_base', 'resolve_base',
+           'answer_lead_ids', 'train_stage2', 'tokenizer_texts', 'stage_keys', 'base_key', 'base_path', 'base_shape',
+           'build_base']
 
 # %% ../nbs/05_train.ipynb #693cc043
 STAGES = {
-    "stage0": dict(policy="stage0", lr=1e-3, epochs=3, batch_size=32, block_size=128, warmup_ratio=0.03, weight_decay=0.0),
+    "stage0": dict(policy="stage0", lr=1e-3, epochs=3, batch_size=32, block_size=128, warmup_ratio=0.03, weight_decay=0.0,
+                   copy_steps=0, copy_lr=1e-3),
     "vision": dict(lr=1e-3, epochs=1, batch_size=64, warmup_ratio=0.05, weight_decay=0.0),
     "stage1": dict(policy="stage1", template="plain", lr=2e-3, epochs=2, batch_size=32, warmup_ratio=0.03, weight_decay=0.0,
                    replay=0.0),
@@ -246,7 +248,7 @@ def run_trainer(model, train_ds, collator, out_dir, *, stage: str, lr: float, ep
                 seed: int = 0, bf16: bool | None = None, group: bool | None = True, ledger=None, max_steps: int = -1,
                 save_steps: int | None = None, grad_accum: int = 1, warmup_ratio: float = 0.03, weight_decay: float = 0.0,
                 logging_steps: int | None = None, resume: bool = True, gradient_checkpointing: bool = False,
-                compile: bool = False, callbacks=None, answer_lead=None, **_) -> MMTrainer:
+                compile: bool = False, callbacks=None, answer_lead=None, scheduler: str = "cosine", **_) -> MMTrainer:
     """Train `model` on `train_ds` with `MMTrainer`, checkpointing under `out_dir/trainer` and resuming from there.
 
     `gradient_checkpointing=True` recomputes activations in the backward pass (non-reentrant, so it works with LoRA):
@@ -257,7 +259,8 @@ def run_trainer(model, train_ds, collator, out_dir, *, stage: str, lr: float, ep
     (`bench/train_throughput.py` measures the speed).
     `callbacks`: `transformers.TrainerCallback`s added to the Trainer (e.g. `EarlyStoppingCallback`, or
     `transformers.integrations.TensorBoardCallback` for a TensorBoard log; mmkit itself reports to nothing).
-    `answer_lead`: `(lead token ids, tail token ids)` to log the answer-content loss apart (`MMTrainer.compute_loss`)."""
+    `answer_lead`: `(lead token ids, tail token ids)` to log the answer-content loss apart (`MMTrainer.compute_loss`).
+    `scheduler`: the learning-rate schedule after the warm-up (a transformers `lr_scheduler_type`)."""
     out_dir = Path(out_dir); _check_writable(out_dir, "the output folder")
     if len(train_ds) == 0: raise MMKitError(f"{stage}: no training examples")
     bf16 = bf16_available() if bf16 is None else bf16
@@ -268,7 +271,7 @@ def run_trainer(model, train_ds, collator, out_dir, *, stage: str, lr: float, ep
     args = TrainingArguments(
         output_dir=str(out_dir/"trainer"), per_device_train_batch_size=batch_size, gradient_accumulation_steps=grad_accum,
         torch_compile=compile,
-        learning_rate=lr, num_train_epochs=epochs, max_steps=max_steps, lr_scheduler_type="cosine",
+        learning_rate=lr, num_train_epochs=epochs, max_steps=max_steps, lr_scheduler_type=scheduler,
         warmup_steps=int(warmup_ratio * total), weight_decay=weight_decay, seed=seed, data_seed=seed,
         bf16=bf16, use_cpu=use_cpu(), logging_steps=logging_steps or max(1, total // 20),
         save_strategy="steps", save_steps=save_steps or max(1, total // 4), save_total_limit=2,
@@ -296,11 +299,38 @@ def lm_blocks(texts, tokenizer, block_size: int = 128) -> Dataset:
     blocks = flat[: n * block_size].reshape(n, block_size)
     return Dataset.from_dict({"input_ids": blocks.tolist(), "labels": blocks.tolist()})
 
+def copy_blocks(token_ids, n: int, block_size: int = 128, seed: int = 0) -> Dataset:
+    """`n` blocks of `block_size` random tokens from `token_ids` in which every segment (6–32 tokens) is said twice, each
+    segment right after itself (labels = inputs): only reading the context predicts a second copy."""
+    if n < 1 or len(token_ids) < 2: raise MMKitError(f"copy_blocks: need n >= 1 and two or more token ids (got n={n}, {len(token_ids)} ids)")
+    rng, ids = np.random.default_rng(seed), np.asarray(token_ids, dtype=np.int64)
+    out = np.empty((n, block_size), dtype=np.int64)
+    for i in range(n):
+        row = []
+        while len(row) < block_size:
+            seg = ids[rng.integers(0, len(ids), int(rng.integers(6, 33)))].tolist(); row += seg + seg
+        out[i] = row[:block_size]
+    return Dataset.from_dict({"input_ids": out.tolist(), "labels": out.tolist()})
+
 def train_stage0(model, processor, texts, out_dir, **overrides):
-    "Pretrain the language model of `model` on raw `texts`; returns the trained model (policy `stage0`)."
+    """Pretrain the language model of `model` on raw `texts`; returns the trained model (policy `stage0`).
+
+    With `copy_steps` > 0 it first trains that many steps on `copy_blocks` over every non-special token id, at a
+    constant `copy_lr` (its own folder `out_dir/copy`, resumable like any stage): the copying warm-up. A model can learn
+    to copy from its context there (the small shape grows an induction head after 800–1,000 steps over the microcosm's
+    whole vocabulary; the default shape had only half of one after 2,000), but not from the corpus in a CPU budget,
+    where copyable tokens are rare (docs/results.md). The copying gate's measures after the warm-up go to
+    `out_dir/copy/gate.json`."""
     a = stage_args("stage0", **overrides)
-    ds = lm_blocks(texts, processor.tokenizer, a["block_size"])
     apply_policy(model, a["policy"])
+    tok, out_dir = processor.tokenizer, Path(out_dir)
+    if a["copy_steps"] and not ((out_dir/"copy"/"gate.json").is_file() and last_complete_checkpoint(out_dir/"trainer")):
+        ids = [i for i in range(len(tok)) if i not in set(tok.all_special_ids)]
+        cp = copy_blocks(ids, a["copy_steps"] * a["batch_size"], a["block_size"], seed=a.get("seed", 0))
+        run_trainer(model, cp, default_data_collator, out_dir/"copy", stage="stage0 copying warm-up", group=None,
+                    **{**a, "lr": a["copy_lr"], "epochs": 1, "max_steps": -1, "warmup_ratio": 0.06, "scheduler": "constant_with_warmup"})
+        atomic_write_json(out_dir/"copy"/"gate.json", repeat_gate(model, tok))
+    ds = lm_blocks(texts, tok, a["block_size"])
     trainer = run_trainer(model, ds, default_data_collator, out_dir, stage="stage0", group=None, **a)
     return trainer.model
 
@@ -637,6 +667,8 @@ def train_stage2(recipe: str, out_dir, base=None, *, budget: int | None = None, 
 VOCAB = {"test": 600, "small": 1200, "default": 1500}
 MICROCOSM_STAGE1 = dict(policy="stage1_lm", lr=1e-3, epochs=1, replay=0.5)
 VISION_SCENES = {"test": 256, "default": 36_000}
+COPY_STEPS = {"test": 16, "small": 1000}   # stage 0's copying warm-up per model size, unless `--stage0 copy_steps=N`
+                                            # (other sizes: the STAGES row, 0; docs/results.md has why)
 
 def tokenizer_texts(m: dict) -> list[str]:
     "Every text the microcosm tokenizer is trained on: the stage-0 corpus, all instruction-pool turns, all captions."
@@ -660,14 +692,15 @@ def base_key(size: str, scale: str, seed: int, overrides: dict) -> dict:
     return dict(size=size, scale=scale, seed=seed, stages={k: STAGES[k] for k in ("stage0", "vision", "stage1")},
                 overrides=overrides, vocab=VOCAB.get(size, 1500), tasks=tasks._source_hash())
 
-def _overrides(stage0=None, stage1=None) -> dict:
-    return dict(stage0=dict(stage0 or {}), stage1={**MICROCOSM_STAGE1, **(stage1 or {})})
+def _overrides(stage0=None, stage1=None, size: str = "default") -> dict:
+    s0 = {**({"copy_steps": COPY_STEPS[size]} if size in COPY_STEPS else {}), **(stage0 or {})}
+    return dict(stage0=s0, stage1={**MICROCOSM_STAGE1, **(stage1 or {})})
 
 def base_path(size: str | None = None, scale: str = "default", seed: int = 0, stage0: dict | None = None,
               stage1: dict | None = None) -> Path:
     "Where `build_base` puts (or has put) the base for these settings."
     size = size or settings()["default_size"]
-    return cache_dir()/f"base-{size}-{scale}-{config_hash(base_key(size, scale, seed, _overrides(stage0, stage1)))}"
+    return cache_dir()/f"base-{size}-{scale}-{config_hash(base_key(size, scale, seed, _overrides(stage0, stage1, size)))}"
 
 def base_shape(path) -> dict:
     "The `SIZES`-style shape (text and vision: hidden, MLP, layers, heads) of the model saved at `path`."
@@ -682,7 +715,7 @@ def build_base(size: str | None = None, scale: str = "default", seed: int = 0, f
     from mmkit import tasks
     size = size or settings()["default_size"]
     out = base_path(size, scale, seed, stage0=stage0, stage1=stage1)
-    ov = _overrides(stage0, stage1); stage0, stage1 = ov["stage0"], ov["stage1"]
+    ov = _overrides(stage0, stage1, size); stage0, stage1 = ov["stage0"], ov["stage1"]
     if (out/"base.json").is_file() and not force:
         cached = base_shape(out)
         if cached == SIZES.get(size): return out
@@ -710,9 +743,11 @@ def build_base(size: str | None = None, scale: str = "default", seed: int = 0, f
         else:
             t = time.time()
             model = fn(dirs[stage])
-            save_model(model, processor, done); shutil.rmtree(dirs[stage]/"trainer", ignore_errors=True)
+            save_model(model, processor, done)
+            for d in (dirs[stage]/"trainer", dirs[stage]/"copy"/"trainer"): shutil.rmtree(d, ignore_errors=True)
             timings[stage] = round(time.time() - t, 1)
     gates["stage0"] = gate0(model, processor, heldout_text)
+    if (dirs["stage0"]/"copy"/"gate.json").is_file(): gates["stage0"]["after_copy_warmup"] = read_json(dirs["stage0"]/"copy"/"gate.json")
     if (dirs["vision"]/"probe.json").is_file(): gates["vision_probe"] = read_json(dirs["vision"]/"probe.json")
     gates["stage1"] = gate1(model, processor, n=60 if scale == "test" else 200)
     save_model(model, processor, out)

@@ -35,7 +35,7 @@ def stage0(tmp_path_factory, micro, fresh):
     x = torch.tensor(lm_blocks(micro["corpus"][:40], fresh, 64)["input_ids"][:8])
     before = dict(loss=_lm_loss(model, dict(input_ids=x, labels=x)), rest=_part(model, "vision_tower") | _part(model, "multi_modal_projector"))
     out = tmp_path_factory.mktemp("stage0")
-    model = train_stage0(model, proc, micro["corpus"], out, block_size=64, epochs=1, max_steps=30, lr=1e-2, batch_size=16)
+    model = train_stage0(model, proc, micro["corpus"], out, block_size=64, epochs=1, max_steps=30, lr=1e-2, batch_size=16, copy_steps=10)
     return dict(model=model, proc=proc, x=x, before=before, out=out)
 
 def test_stage0_lowers_loss_and_trains_only_the_language_model(stage0):
@@ -43,6 +43,9 @@ def test_stage0_lowers_loss_and_trains_only_the_language_model(stage0):
     assert _lm_loss(model, dict(input_ids=x, labels=x)) < stage0["before"]["loss"] - 0.5
     assert _same(stage0["before"]["rest"], _part(model, "vision_tower") | _part(model, "multi_modal_projector"))
     assert (stage0["out"]/"loss.jsonl").is_file()
+    copy = stage0["out"]/"copy"                                  # the copying warm-up ran first, 10 steps of its own
+    assert json.loads((copy/"loss.jsonl").read_text().splitlines()[-1])["step"] == 10
+    assert 0 < json.loads((copy/"gate.json").read_text())["repeat_ratio"]
 
 def test_stage1_lowers_loss_and_leaves_the_llm_bit_identical(tmp_path, micro, stage0):
     import copy
@@ -262,7 +265,8 @@ def test_cli_base_takes_stage_settings(test_base, capsys):
     path = Path(out.split("base: ", 1)[1].splitlines()[0])
     assert path != Path(test_base) and (path/"base.json").is_file() and "knowledge" in out
     assert "copying ratio" in out and "look-up" in out
-    assert read_json(path/"base.json")["key"]["overrides"]["stage0"] == {"epochs": 1, "lr": 0.002}
+    assert read_json(path/"base.json")["key"]["overrides"]["stage0"] == {"copy_steps": T.COPY_STEPS["test"], "epochs": 1, "lr": 0.002}
+    assert "after the copying warm-up" in out
     assert main(["base", "--size", "test", "--scale", "test", "--stage0", "epochz=1"]) == 2
     assert "stage0: unknown setting 'epochz'" in capsys.readouterr().err
     assert main(["base", "--size", "test", "--scale", "test", "--stage1", "epochs"]) == 2
@@ -276,6 +280,8 @@ def test_base_gates_are_measured_recorded_and_checked_before_stage2(tmp_path, te
     assert {"repeat_ratio", "lookup_accuracy", "knowledge_accuracy"} <= set(g["stage0"]) and "shape" in g["stage1"]
     s0 = g["stage0"]                                     # a miss's two readings: scenes that need a look-up, a position habit
     assert 0 <= s0["lookup_accuracy_several"] <= 1 and (s0["lookup_first_named"] is None or 0 <= s0["lookup_first_named"] <= 1)
+    cw = s0["after_copy_warmup"]                          # stage 0 opened with its copying warm-up, measured on its own
+    assert cw["repeat_first_loss"] > 0 and abs(cw["repeat_ratio"] - cw["repeat_second_loss"] / cw["repeat_first_loss"]) < 1e-3
     assert info["gate_failures"] == T.gate_failures(g)
     assert T.gate_failures({"stage0": dict(repeat_ratio=0.1, lookup_accuracy=0.95, knowledge_accuracy=0.99), "stage1": dict(shape=0.95)}) == []
     assert T.gate_failures({"stage0": dict(repeat_ratio=0.5)})[0].startswith("copying: stage0.repeat_ratio = 0.5")
