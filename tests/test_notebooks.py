@@ -106,4 +106,5 @@ def test_pretrain_notebook_builds_a_variant_base(test_base, tmp_path):
     out = _text(tmp_path/"p.ipynb")
     path = Path(out.split("base: ", 1)[1].splitlines()[0])
     assert path != Path(test_base) and (path/"base.json").is_file()
-    assert read_json(path/"base.json")["key"]["overrides"]["stage0"] == {"epochs": 1}
+    from mmkit.train import COPY_STEPS
+    assert read_json(path/"base.json")["key"]["overrides"]["stage0"] == {"copy_steps": COPY_STEPS["test"], "epochs": 1}

@@ -35,17 +35,23 @@ def stage0(tmp_path_factory, micro, fresh):
     x = torch.tensor(lm_blocks(micro["corpus"][:40], fresh, 64)["input_ids"][:8])
     before = dict(loss=_lm_loss(model, dict(input_ids=x, labels=x)), rest=_part(model, "vision_tower") | _part(model, "multi_modal_projector"))
     out = tmp_path_factory.mktemp("stage0")
-    model = train_stage0(model, proc, micro["corpus"], out, block_size=64, epochs=1, max_steps=30, lr=1e-2, batch_size=16, copy_steps=10)
+    model = train_stage0(model, proc, micro["corpus"], out, block_size=64, epochs=1, max_steps=30, lr=1e-2, batch_size=16)
     return dict(model=model, proc=proc, x=x, before=before, out=out)
 
 def test_stage0_lowers_loss_and_trains_only_the_language_model(stage0):
     model, x = stage0["model"], stage0["x"]
     assert _lm_loss(model, dict(input_ids=x, labels=x)) < stage0["before"]["loss"] - 0.5
     assert _same(stage0["before"]["rest"], _part(model, "vision_tower") | _part(model, "multi_modal_projector"))
-    assert (stage0["out"]/"loss.jsonl").is_file()
-    copy = stage0["out"]/"copy"                                  # the copying warm-up ran first, 10 steps of its own
-    assert json.loads((copy/"loss.jsonl").read_text().splitlines()[-1])["step"] == 10
-    assert 0 < json.loads((copy/"gate.json").read_text())["repeat_ratio"]
+    assert (stage0["out"]/"loss.jsonl").is_file() and not (stage0["out"]/"copy").exists()   # copy_steps=0: no warm-up
+
+def test_stage0_copying_warm_up_runs_first_in_its_own_folder(tmp_path, fresh, micro):
+    "`copy_steps=N`: N steps on `copy_blocks` before the corpus, in `out/copy`, with the copying gate measured after them."
+    model, proc = build_tiny_llava(fresh, "test")
+    train_stage0(model, proc, micro["corpus"][:40], tmp_path, block_size=64, max_steps=2, batch_size=8, copy_steps=10)
+    log = [json.loads(l) for l in (tmp_path/"copy"/"loss.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 10 and json.loads((tmp_path/"loss.jsonl").read_text().splitlines()[-1])["step"] == 2
+    gate = json.loads((tmp_path/"copy"/"gate.json").read_text())
+    assert gate["repeat_first_loss"] > 0 and 0 < gate["repeat_ratio"]
 
 def test_stage1_lowers_loss_and_leaves_the_llm_bit_identical(tmp_path, micro, stage0):
     import copy
