@@ -106,3 +106,29 @@ def test_copying_probe_warm_up_trains_on_a_few_ids_then_all(tmp_path):
     assert [("(warm-up ids)" in l) for l in r.stdout.splitlines() if l.startswith("[varied] step")] == [True, True, False, False]
     bad = subprocess.run([sys.executable, str(ROOT/"bench"/"copying.py"), "--warmup-vocab", "8"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "go together" in bad.stderr
+
+def test_copying_probe_look_up_arms_score_forward_and_reversed_episodes(tmp_path):
+    "The look-up arms: every query value is a span its block states earlier; both arms train, with curves of look-up accuracy."
+    import importlib.util, torch
+    spec = importlib.util.spec_from_file_location("copying", ROOT/"bench"/"copying.py"); cp = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cp)
+    for fixed in (False, True):
+        x, copy, rev, first = cp.recall_blocks(6, 96, 500, torch.Generator().manual_seed(0), fixed)
+        assert x.shape == copy.shape == (6, 96) and not (rev & ~copy).any() and not (first & ~copy).any() and rev.any() and (copy & ~rev).any()
+        for row, c, f in zip(x.tolist(), copy.tolist(), first.tolist()):
+            starts = [i for i, v in enumerate(f) if v]
+            assert starts and all(not c[i - 1] for i in starts)
+            for i in starts:
+                j = i
+                while j < len(c) and c[j] and (j == i or not f[j]): j += 1
+                span = row[i:j]
+                assert any(row[k:k + len(span)] == span for k in range(i - len(span))), (row, i, span)
+    out = tmp_path/"recall.json"
+    r = subprocess.run([sys.executable, str(ROOT/"bench"/"copying.py"), "--size", "test", "--layers", "1", "--arms", "recall",
+                        "varied+recall", "--first-varied", "2", "--fixed-separators", "--steps", "4", "--every", "2",
+                        "--batch-size", "4", "--block", "64", "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert list(res["arms"]) == ["recall", "varied+recall"] and "1 layers" in r.stdout and "look-up first-token accuracy" in r.stdout
+    for a in res["arms"].values():
+        assert all(0 <= c[k] <= 1 for c in a["curve"] for k in ("fwd_acc", "rev_acc")) and a["eval_recall"]["rev_loss"] > 0
