@@ -29,7 +29,7 @@ from transformers import AutoConfig, CLIPVisionConfig, GenerationConfig, LlamaCo
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from eval_throughput import best_of, one_at_a_time   # the same baseline loop as the eval bench
-from train_throughput import DEV, StepClock, default_tokenizer, matmul_peak   # and the train bench's clock, tokenizer and peak
+from train_throughput import DEV, PEAK_DTYPE, PEAK_NAME, StepClock, default_tokenizer, matmul_peak   # and the train bench's clock, tokenizer and peak
 from mmkit import tasks
 from mmkit.data import TokenLedger
 from mmkit.evaluate import extract_answer, generate_answers, load_suites
@@ -62,7 +62,7 @@ def build(shape: str, tok, path):
     t = time.perf_counter()
     if shape == "test":
         model, proc = build_tiny_llava(tok, "test", image_size=336, patch_size=14)
-        model = model.to(torch.bfloat16)
+        model = model.to(PEAK_DTYPE)   # bf16, or fp32 on a CPU without native bf16
     else:
         cfg = llava15_7b_config(tok)
         with torch.device(DEV): model = LlavaForConditionalGeneration._from_config(cfg, dtype=torch.bfloat16)   # on the GPU
@@ -114,13 +114,13 @@ def main():
     work = os.path.abspath(a.work); shutil.rmtree(work, ignore_errors=True); os.makedirs(work)
     dev = torch.cuda.get_device_name() if DEV == "cuda" else "CPU"
     out = dict(device=dev, shape=a.shape, torch=torch.__version__)
-    peak = matmul_peak(torch.bfloat16); out["bf16_peak_tflops"] = round(peak / 1e12, 1)
-    print(f"[real] {dev}: bf16 matmul peak {peak/1e12:.1f} TFLOP/s (measured now)")
+    peak = matmul_peak(PEAK_DTYPE); out["bf16_peak_tflops"] = round(peak / 1e12, 1); out["peak_dtype"] = PEAK_NAME
+    print(f"[real] {dev}: {PEAK_NAME} matmul peak {peak/1e12:.1f} TFLOP/s (measured now)")
 
     tok, tok_src = tokenizer()
     secs, n = build(a.shape, tok, f"{work}/base")
     out.update(build_seconds=round(secs, 1), params_billion=round(n / 1e9, 3), tokenizer=tok_src)
-    print(f"[real] {a.shape}: {n/1e9:.2f}B parameters, written as llava-hf (bf16) in {secs:.0f} s; tokenizer {tok_src}")
+    print(f"[real] {a.shape}: {n/1e9:.2f}B parameters, written as llava-hf ({PEAK_NAME}) in {secs:.0f} s; tokenizer {tok_src}")
 
     checkpointing = a.checkpointing
     try: res, clock, total = stage2(f"{work}/base", f"{work}/run", a, checkpointing)
@@ -142,7 +142,7 @@ def main():
                          activation_checkpointing=checkpointing, peak_gpu_memory_gib=round(mem, 1) if mem else None,
                          final_loss=res["final_loss"], lora=LORA, batch=f"{a.batch_size} x {a.grad_accum}")
     print(f"[real] stage 2: {res['examples']} examples in {total:.0f} s (incl. loading the base, merging LoRA, writing the checkpoint); "
-          f"steady state {useful/(t1-t0):,.0f} useful tokens/s, {fl/(t1-t0)/1e12:.0f} TFLOP/s = {fl/(t1-t0)/peak:.0%} of the bf16 peak; "
+          f"steady state {useful/(t1-t0):,.0f} useful tokens/s, {fl/(t1-t0)/1e12:.0f} TFLOP/s = {fl/(t1-t0)/peak:.0%} of the {PEAK_NAME} peak; "
           f"padding {out['stage2']['padding_fraction']:.1%}; peak memory {mem or 0:.1f} GiB; checkpointing {checkpointing}")
     del res; gc.collect()                             # the Trainer holds the 7B model
     if DEV == "cuda": torch.cuda.empty_cache()

@@ -12,7 +12,7 @@ import argparse, json, math, os, statistics, sys
 from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch
-from train_throughput import default_tokenizer, lm_shape, matmul_peak, other_shape, side   # the train bench's pieces
+from train_throughput import PEAK_DTYPE, PEAK_NAME, default_tokenizer, lm_shape, matmul_peak, other_shape, side   # the train bench's pieces
 from mmkit import data as mdata
 from mmkit.config import atomic_write_json
 
@@ -38,14 +38,14 @@ def main():
                       processor, template="v1")
     rounds = []
     for i in range(a.rounds):
-        peak = matmul_peak(torch.bfloat16)
+        peak = matmul_peak(PEAK_DTYPE)
         order = names if i % 2 == 0 else names[::-1]
         res = {n: side("mmkit", models[n], ds, processor, a, peak) for n in order}
         rounds.append(dict(peak_bf16_gflops=round(peak / 1e9), order=order, sides=res))
         print(f"round {i + 1}/{a.rounds} (peak {peak / 1e9:.0f} GFLOP/s): " + ", ".join(
             f"{n} {res[n]['useful_tokens_per_s']:.0f} tok/s {res[n]['frac_bf16_peak']:.1%}" for n in order), flush=True)
-    print(f"{'HIDDEN,MLP,LAYERS,HEADS':>24}{'tok/s, median round':>21}{'of bf16 peak':>14}{'to the first, per round':>40}")
-    out = dict(examples=a.examples, batch_size=a.batch_size, warmup=a.warmup, steps=a.steps, shapes={}, rounds=rounds)
+    print(f"{'HIDDEN,MLP,LAYERS,HEADS':>24}{'tok/s, median round':>21}{f'of {PEAK_NAME} peak':>14}{'to the first, per round':>40}")
+    out = dict(peak_dtype=PEAK_NAME, examples=a.examples, batch_size=a.batch_size, warmup=a.warmup, steps=a.steps, shapes={}, rounds=rounds)
     for n in names:
         tps = [r["sides"][n]["useful_tokens_per_s"] for r in rounds]
         frac = [r["sides"][n]["frac_bf16_peak"] for r in rounds]

@@ -106,7 +106,8 @@ def cmd_base(a):
           f"copying ratio {g0['repeat_ratio']:.2f}"
           + (f" ({g0['after_copy_warmup']['repeat_ratio']:.2f} after the copying warm-up)" if g0.get("after_copy_warmup") else "")
           + f", look-up {g0['lookup_accuracy']:.1%}"
-          + (f" (first-named object on {g0['lookup_first_named']:.1%} of the others)" if g0.get("lookup_first_named") is not None else ""))
+          + (f" (first-named object on {g0['lookup_first_named']:.1%} of the others)" if g0.get("lookup_first_named") is not None else "")
+          + (f"; naming any object of the scene gets {g0['lookup_any_object']:.1%}" if g0.get("lookup_any_object") is not None else ""))
     if info.get("gate_failures"): print("gates missed: " + "; ".join(info["gate_failures"]))
     print(f"gate 1 (alignment, unseen scenes): exact {g1['exact']:.1%}, color {g1['color']:.1%}, shape {g1['shape']:.1%}, "
           f"size {g1['size']:.1%}, count {g1['count']:.1%}")

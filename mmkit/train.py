@@ -389,23 +389,28 @@ def repeat_gate(model, tokenizer, n: int = 32, length: int = 12, seed: int = 123
 def lookup_gate(model, processor, n: int = 100, seed: int = 12345) -> dict:
     """Can the model read a description it has in context? `n` unseen (held-out-part) scenes described in a random
     phrasing, then `The <cell> cell holds a` (the corpus's restating style): the share of greedy completions that name
-    the object in that cell (`lookup_accuracy`). Two readings of a miss: `lookup_accuracy_several`, the accuracy on scenes
-    of two or more objects (one object needs no look-up), and `lookup_first_named`, the share of items whose answer is
-    not the object the description names first that get that first-named object anyway (a position habit, not reading)."""
+    the object in that cell (`lookup_accuracy`). Readings of a miss: `lookup_accuracy_several`, the accuracy on scenes
+    of two or more objects (one object needs no look-up); `lookup_first_named`, the share of items whose answer is
+    not the object the description names first that get that first-named object anyway (a position habit, not reading);
+    `lookup_any_object`, the accuracy of naming one of the scene's objects at random (what finding the objects without
+    binding them to their cells gets); `lookup_other_object`, the share of misses that name another object of the scene."""
     import random
     from mmkit import world as W
-    rng = random.Random(seed); prompts, gold, first, several = [], [], [], []
+    rng = random.Random(seed); prompts, gold, first, several, names = [], [], [], [], []
     for _ in range(n):
         sc = W.sample_split_scene(rng, heldout=True); o = rng.choice(sc.objects)
         d = W.describe(sc, rng.randrange(len(W.PHRASINGS)))
         prompts.append(f"{d} The {sc.pos(o)} cell holds a"); gold.append(o.name)
         first.append(min((x.name for x in sc.objects), key=d.find)); several.append(len(sc.objects) > 1)
+        names.append([x.name for x in sc.objects])
     outs = greedy(model, processor, prompts, max_new_tokens=4)
     ok = [o.startswith(g) for o, g in zip(outs, gold)]
     share = lambda xs: round(sum(xs) / len(xs), 4) if xs else None
     return dict(lookup_accuracy=round(sum(ok) / n, 4), lookup_items=n,
                 lookup_accuracy_several=share([k for k, s in zip(ok, several) if s]),
                 lookup_first_named=share([o.startswith(f) for o, g, f in zip(outs, gold, first) if f != g]),
+                lookup_any_object=round(float(np.mean([1 / len(ns) for ns in names])), 4),
+                lookup_other_object=share([any(o.startswith(x) for x in ns if x != g) for o, g, ns, k in zip(outs, gold, names, ok) if not k]),
                 lookup_examples=[dict(prompt=p, answer=g, output=o) for p, g, o in list(zip(prompts, gold, outs))[:4]])
 
 def gate0(model, processor, heldout_texts) -> dict:

@@ -270,7 +270,7 @@ def test_cli_base_takes_stage_settings(test_base, capsys):
     out = capsys.readouterr().out
     path = Path(out.split("base: ", 1)[1].splitlines()[0])
     assert path != Path(test_base) and (path/"base.json").is_file() and "knowledge" in out
-    assert "copying ratio" in out and "look-up" in out
+    assert "copying ratio" in out and "look-up" in out and "naming any object of the scene gets" in out
     assert read_json(path/"base.json")["key"]["overrides"]["stage0"] == {"copy_steps": T.COPY_STEPS["test"], "epochs": 1, "lr": 0.002}
     assert "after the copying warm-up" in out
     assert main(["base", "--size", "test", "--scale", "test", "--stage0", "epochz=1"]) == 2
@@ -286,6 +286,8 @@ def test_base_gates_are_measured_recorded_and_checked_before_stage2(tmp_path, te
     assert {"repeat_ratio", "lookup_accuracy", "knowledge_accuracy"} <= set(g["stage0"]) and "shape" in g["stage1"]
     s0 = g["stage0"]                                     # a miss's two readings: scenes that need a look-up, a position habit
     assert 0 <= s0["lookup_accuracy_several"] <= 1 and (s0["lookup_first_named"] is None or 0 <= s0["lookup_first_named"] <= 1)
+    assert 0.25 <= s0["lookup_any_object"] <= 1                # 1-4 objects per scene: naming any of them is right 1/n of the time
+    assert s0["lookup_other_object"] is None or 0 <= s0["lookup_other_object"] <= 1
     cw = s0["after_copy_warmup"]                          # stage 0 opened with its copying warm-up, measured on its own
     assert cw["repeat_first_loss"] > 0 and abs(cw["repeat_ratio"] - cw["repeat_second_loss"] / cw["repeat_first_loss"]) < 1e-3
     assert info["gate_failures"] == T.gate_failures(g)
