@@ -77,13 +77,18 @@ def recall_blocks(n: int, T: int, vocab: int, g: torch.Generator, fixed: bool = 
         x[i], copy[i], rev[i], first[i] = (torch.tensor(z[:T]) for z in (ids, cp, rv, fs))
     return x, copy, rev, first
 
-@torch.no_grad()
-def recall_scores(model, x, copy, rev, first, bf16: bool) -> dict:
-    "Greedy accuracy on query values' first tokens, and loss on all query-value tokens, forward and reversed episodes."
+def next_token_nll(model, x, bf16: bool):
+    "The logits on `x` and each position's loss on the next token (batch × length-1)."
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         logits = model(input_ids=x).logits.float()
     nll = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1),
                                             reduction="none").view(x.shape[0], -1)
+    return logits, nll
+
+@torch.no_grad()
+def recall_scores(model, x, copy, rev, first, bf16: bool) -> dict:
+    "Greedy accuracy on query values' first tokens, and loss on all query-value tokens, forward and reversed episodes."
+    logits, nll = next_token_nll(model, x, bf16)
     hit = logits[:, :-1].argmax(-1) == x[:, 1:]
     c, rv, fs = copy[:, 1:], rev[:, 1:], first[:, 1:]
     return dict(fwd_acc=round(hit[fs & ~rv].float().mean().item(), 3), rev_acc=round(hit[fs & rv].float().mean().item(), 3),
@@ -124,10 +129,7 @@ def previous_token_mass(model, vocab: int, T: int = 32) -> float:
 
 def losses(model, x, copy, bf16: bool):
     "Mean loss on second-copy tokens, on first-copy tokens, and the training loss (all predicted tokens)."
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        logits = model(input_ids=x).logits.float()
-    nll = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1),
-                                            reduction="none").view(x.shape[0], -1)
+    nll = next_token_nll(model, x, bf16)[1]
     c = copy[:, 1:]
     return nll[c].mean(), nll[~c].mean(), nll.mean()
 

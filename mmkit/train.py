@@ -325,7 +325,7 @@ def train_stage0(model, processor, texts, out_dir, **overrides):
     apply_policy(model, a["policy"])
     tok, out_dir = processor.tokenizer, Path(out_dir)
     if a["copy_steps"] and not ((out_dir/"copy"/"gate.json").is_file() and last_complete_checkpoint(out_dir/"trainer")):
-        ids = [i for i in range(len(tok)) if i not in set(tok.all_special_ids)]
+        special = set(tok.all_special_ids); ids = [i for i in range(len(tok)) if i not in special]
         cp = copy_blocks(ids, a["copy_steps"] * a["batch_size"], a["block_size"], seed=a.get("seed", 0))
         run_trainer(model, cp, default_data_collator, out_dir/"copy", stage="stage0 copying warm-up", group=None,
                     **{**a, "lr": a["copy_lr"], "epochs": 1, "max_steps": -1, "warmup_ratio": 0.06, "scheduler": "constant_with_warmup"})
@@ -396,18 +396,17 @@ def lookup_gate(model, processor, n: int = 100, seed: int = 12345) -> dict:
     binding them to their cells gets); `lookup_other_object`, the share of misses that name another object of the scene."""
     import random
     from mmkit import world as W
-    rng = random.Random(seed); prompts, gold, first, several, names = [], [], [], [], []
+    rng = random.Random(seed); prompts, gold, first, names = [], [], [], []
     for _ in range(n):
         sc = W.sample_split_scene(rng, heldout=True); o = rng.choice(sc.objects)
         d = W.describe(sc, rng.randrange(len(W.PHRASINGS)))
         prompts.append(f"{d} The {sc.pos(o)} cell holds a"); gold.append(o.name)
-        first.append(min((x.name for x in sc.objects), key=d.find)); several.append(len(sc.objects) > 1)
-        names.append([x.name for x in sc.objects])
+        first.append(min((x.name for x in sc.objects), key=d.find)); names.append([x.name for x in sc.objects])
     outs = greedy(model, processor, prompts, max_new_tokens=4)
     ok = [o.startswith(g) for o, g in zip(outs, gold)]
     share = lambda xs: round(sum(xs) / len(xs), 4) if xs else None
     return dict(lookup_accuracy=round(sum(ok) / n, 4), lookup_items=n,
-                lookup_accuracy_several=share([k for k, s in zip(ok, several) if s]),
+                lookup_accuracy_several=share([k for k, ns in zip(ok, names) if len(ns) > 1]),
                 lookup_first_named=share([o.startswith(f) for o, g, f in zip(outs, gold, first) if f != g]),
                 lookup_any_object=round(float(np.mean([1 / len(ns) for ns in names])), 4),
                 lookup_other_object=share([any(o.startswith(x) for x in ns if x != g) for o, g, ns, k in zip(outs, gold, names, ok) if not k]),
