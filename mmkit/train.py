@@ -30,8 +30,8 @@ __all__ = ['STAGES', 'GATES', 'BASE_FILES', 'VOCAB', 'MICROCOSM_STAGE1', 'VISION
 
 # %% ../nbs/05_train.ipynb #693cc043
 STAGES = {
-    "stage0": dict(policy="stage0", lr=1e-3, epochs=3, batch_size=32, block_size=128, warmup_ratio=0.03, weight_decay=0.0,
-                   copy_steps=0, copy_lr=1e-3),
+    "stage0": dict(policy="stage0", lr=1e-3, epochs=4, batch_size=32, block_size=128, warmup_ratio=0.03, weight_decay=0.0,
+                   copy_steps=0, copy_lr=1e-3, scheduler="warmup_stable_decay", decay_ratio=0.15),
     "vision": dict(lr=1e-3, epochs=1, batch_size=64, warmup_ratio=0.05, weight_decay=0.0),
     "stage1": dict(policy="stage1", template="plain", lr=2e-3, epochs=2, batch_size=32, warmup_ratio=0.03, weight_decay=0.0,
                    replay=0.0),
@@ -248,7 +248,8 @@ def run_trainer(model, train_ds, collator, out_dir, *, stage: str, lr: float, ep
                 seed: int = 0, bf16: bool | None = None, group: bool | None = True, ledger=None, max_steps: int = -1,
                 save_steps: int | None = None, grad_accum: int = 1, warmup_ratio: float = 0.03, weight_decay: float = 0.0,
                 logging_steps: int | None = None, resume: bool = True, gradient_checkpointing: bool = False,
-                compile: bool = False, callbacks=None, answer_lead=None, scheduler: str = "cosine", **_) -> MMTrainer:
+                compile: bool = False, callbacks=None, answer_lead=None, scheduler: str = "cosine", decay_ratio: float = 0.15,
+                **_) -> MMTrainer:
     """Train `model` on `train_ds` with `MMTrainer`, checkpointing under `out_dir/trainer` and resuming from there.
 
     `gradient_checkpointing=True` recomputes activations in the backward pass (non-reentrant, so it works with LoRA):
@@ -260,7 +261,9 @@ def run_trainer(model, train_ds, collator, out_dir, *, stage: str, lr: float, ep
     `callbacks`: `transformers.TrainerCallback`s added to the Trainer (e.g. `EarlyStoppingCallback`, or
     `transformers.integrations.TensorBoardCallback` for a TensorBoard log; mmkit itself reports to nothing).
     `answer_lead`: `(lead token ids, tail token ids)` to log the answer-content loss apart (`MMTrainer.compute_loss`).
-    `scheduler`: the learning-rate schedule after the warm-up (a transformers `lr_scheduler_type`)."""
+    `scheduler`: the learning-rate schedule after the warm-up (a transformers `lr_scheduler_type`); with
+    "warmup_stable_decay" the lr holds until the last `decay_ratio` of the steps, then decays to 0 (stage 0: a look-up
+    circuit forms only after ~2,000 steps at full lr, docs/results.md)."""
     out_dir = Path(out_dir); _check_writable(out_dir, "the output folder")
     if len(train_ds) == 0: raise MMKitError(f"{stage}: no training examples")
     bf16 = bf16_available() if bf16 is None else bf16
@@ -272,6 +275,7 @@ def run_trainer(model, train_ds, collator, out_dir, *, stage: str, lr: float, ep
         output_dir=str(out_dir/"trainer"), per_device_train_batch_size=batch_size, gradient_accumulation_steps=grad_accum,
         torch_compile=compile,
         learning_rate=lr, num_train_epochs=epochs, max_steps=max_steps, lr_scheduler_type=scheduler,
+        lr_scheduler_kwargs=dict(num_decay_steps=int(decay_ratio * total)) if scheduler == "warmup_stable_decay" else {},
         warmup_steps=int(warmup_ratio * total), weight_decay=weight_decay, seed=seed, data_seed=seed,
         bf16=bf16, use_cpu=use_cpu(), logging_steps=logging_steps or max(1, total // 20),
         save_strategy="steps", save_steps=save_steps or max(1, total // 4), save_total_limit=2,
