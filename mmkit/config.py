@@ -17,7 +17,7 @@ class MMKitError(ValueError):
     "Base of every error mmkit raises on bad input: one line naming the file, the record and what is wrong."
 
 # %% ../nbs/00_config.ipynb #7cd76608
-DEFAULTS = dict(runs_dir="runs", cache_dir=".cache/mmkit", default_base="microcosm", default_size="default",
+DEFAULTS = dict(runs_dir="runs", cache_dir=".cache/mmkit", default_base="microcosm", default_size="small",
                 llava_json="", llava_image_root="", mlan_json="", flan_data="")
 
 def _find_settings() -> Path|None:
