@@ -56,6 +56,22 @@ def test_microcosm_cache_and_schemas(micro):
         assert len(ds) == 48 and len(set(ds["id"])) == 48
 
 
+def test_bind_documents_look_up_every_object_of_their_scene_correctly():
+    import random, re
+    for i in range(60):
+        doc, (canon,) = T._corpus_doc(random.Random(i), "bind")
+        where = {m[3]: (m[1], m[2]) for m in re.finditer(r"a (?:small|large) (\w+) (\w+) at ([a-z]+ [a-z]+)", canon)}
+        assert len(where) >= 2, canon                                                # several objects: the cell must decide
+        asks = re.findall(r"The ([a-z]+ [a-z]+) cell holds an? (\w+) (\w+)\.|The (\w+) (\w+) is in the ([a-z]+ [a-z]+) cell\."
+                          r"|Q: colour at ([a-z]+ [a-z]+)\? A: (\w+)\.|Q: shape at ([a-z]+ [a-z]+)\? A: (\w+)\.", doc)
+        assert len(asks) == len(where), doc                                          # each object looked up once
+        for a in asks:
+            if a[0]: assert where[a[0]] == (a[1], a[2]), doc
+            elif a[3]: assert where[a[5]] == (a[3], a[4]), doc
+            elif a[6]: assert where[a[6]][0] == a[7], doc
+            else: assert where[a[8]][1] == a[9], doc
+
+
 def test_default_sizes():
     assert T.SCALES["default"]["heldout"] == 240 and 12_000 <= T.SCALES["default"]["captions"] <= 20_000
     lang = sum(n for g, m, n in T.TRAIN_TASKS.values() if m == "language")
