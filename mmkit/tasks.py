@@ -9,7 +9,7 @@ from pathlib import Path
 from .config import MMKitError, cache_dir, config_hash, atomic_write_json
 from .world import (SHAPES, COLORS, OBJECT_SIZES, ROWS, COLS, Scene, sample_split_scene, render,
                          png_bytes, describe, fix_articles, PHRASINGS, fact, all_facts, FACT_PHRASINGS, CORNERS, MEANINGS,
-                         CREATURES, ARITH_MAX, creature_of, statements, relation, RELATIONS, NUMBER_WORDS)
+                         CREATURES, ARITH_MAX, creature_of, statements, placements, relation, RELATIONS, NUMBER_WORDS)
 import mmkit.world as world
 
 # %% auto #0
@@ -153,13 +153,16 @@ CONCEPTS = [
     "If there is no object of a kind, the answer to whether there is one is no.",
 ]
 
+def _quiz_at(sc, o, what: str) -> str:
+    "A house-style quiz line asking the `what` ('colour' or 'shape') of the object `o` at its cell of `sc`."
+    return f"Q: {what} at {sc.pos(o)}? A: {o.color if what == 'colour' else o.shape}."
+
 def _quiz(rng, sc) -> str:
     "Terse house-style Q/A lines about a scene (a style no instruction template uses)."
     lines = []
     for _ in range(rng.randint(2, 4)):
         o = rng.choice(sc.objects); k = rng.randrange(6)
-        if k == 0: lines.append(f"Q: colour at {sc.pos(o)}? A: {o.color}.")
-        elif k == 1: lines.append(f"Q: shape at {sc.pos(o)}? A: {o.shape}.")
+        if k in (0, 1): lines.append(_quiz_at(sc, o, ("colour", "shape")[k]))
         elif k == 2: lines.append(f"Q: place of the {o.name}? A: {sc.pos(o)}.")
         elif k == 3: lines.append(f"Q: number of objects? A: {len(sc.objects)}.")
         elif k == 4:
@@ -177,8 +180,8 @@ def _corpus_doc(rng, kind):
     if kind == "bind":                                              # every object looked up once: which object, which cell
         sc = sample_split_scene(rng, False, min_objects=2)
         obs = list(sc.objects); rng.shuffle(obs)
-        ask = [lambda o: f"The {sc.pos(o)} cell holds a {o.color} {o.shape}.", lambda o: f"The {o.name} is in the {sc.pos(o)} cell.",
-               lambda o: f"Q: colour at {sc.pos(o)}? A: {o.color}.", lambda o: f"Q: shape at {sc.pos(o)}? A: {o.shape}."]
+        ask = [lambda o: placements(sc, o)[0], lambda o: placements(sc, o)[1],      # the world's sentences, the quiz's lines
+               lambda o: _quiz_at(sc, o, "colour"), lambda o: _quiz_at(sc, o, "shape")]
         return describe(sc, rng.randrange(len(PHRASINGS))) + " " + " ".join(rng.choice(ask)(o) for o in obs), [describe(sc)]
     if kind in ("scene", "restate", "quiz", "bridge"):
         sc = sample_split_scene(rng, False)

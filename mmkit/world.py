@@ -13,7 +13,8 @@ from .config import MMKitError
 __all__ = ['SHAPES', 'COLORS', 'OBJECT_SIZES', 'ROWS', 'COLS', 'RGB', 'BACKGROUND', 'NUMBER_WORDS', 'PHRASINGS',
            'HELDOUT_FRACTION', 'CORNERS', 'MEANINGS', 'CREATURES', 'ARITH_MAX', 'KNOWLEDGE', 'FACT_PHRASINGS',
            'RELATIONS', 'Obj', 'Scene', 'sample_scene', 'render', 'png_bytes', 'fix_articles', 'describe', 'is_heldout',
-           'sample_split_scene', 'fact', 'all_facts', 'creature_of', 'relation', 'statements', 'image_grid']
+           'sample_split_scene', 'fact', 'all_facts', 'creature_of', 'relation', 'placements', 'statements',
+           'image_grid']
 
 # %% ../nbs/02_world.ipynb #1c8f7c80
 SHAPES = ["circle", "square", "triangle", "diamond", "cross"]
@@ -229,14 +230,17 @@ def relation(scene: Scene, a: Obj, b: Obj) -> str|None:
 
 def _n_objects(n: int) -> str: return f"{NUMBER_WORDS[n]} object{'s' if n != 1 else ''}"
 
+def placements(scene: Scene, o: Obj) -> list[str]:
+    "The two sentences that place `o` in `scene`: what its cell holds, and which cell it is in (articles not yet fixed)."
+    return [f"The {scene.pos(o)} cell holds a {o.color} {o.shape}.", f"The {o.name} is in the {scene.pos(o)} cell."]
+
 def statements(scene: Scene, rng=None, absent: int = 2) -> list[str]:
     """Simple true sentences about `scene`, in a fixed order: per object its cell, its place and its size; the count per
     row and in all; every row/column relation between two objects; with `rng`, `absent` colour+shape pairs not there."""
     rows, _ = _axis_names(scene.grid)
     out = []
     for o in scene.objects:
-        out += [f"The {scene.pos(o)} cell holds a {o.color} {o.shape}.", f"The {o.name} is in the {scene.pos(o)} cell.",
-                f"The {o.name} is {o.size}."]
+        out += placements(scene, o) + [f"The {o.name} is {o.size}."]
     for r, name in enumerate(rows):
         k = sum(o.row == r for o in scene.objects)
         out.append(f"The {name} row has {_n_objects(k)}.")
