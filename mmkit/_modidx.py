@@ -336,6 +336,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'mmkit.tasks._options': ('tasks.html#_options', 'mmkit/tasks.py'),
                              'mmkit.tasks._passage': ('tasks.html#_passage', 'mmkit/tasks.py'),
                              'mmkit.tasks._phrase_regex': ('tasks.html#_phrase_regex', 'mmkit/tasks.py'),
+                             'mmkit.tasks._pick': ('tasks.html#_pick', 'mmkit/tasks.py'),
                              'mmkit.tasks._place': ('tasks.html#_place', 'mmkit/tasks.py'),
                              'mmkit.tasks._plus_distractors': ('tasks.html#_plus_distractors', 'mmkit/tasks.py'),
                              'mmkit.tasks._pools': ('tasks.html#_pools', 'mmkit/tasks.py'),

@@ -15,11 +15,11 @@ import mmkit.world as world
 # %% auto #0
 __all__ = ['LETTERS', 'ANSWER_STYLE', 'SHORT_SUFFIX', 'MC_SUFFIX', 'YN_SUFFIX', 'GENERIC_SUFFIX', 'GENERIC_SHARE',
            'PASSAGE_INTRO', 'Q', 'K', 'NAMES', 'PLACES', 'PRONOUN', 'CONTEXT_KINDS', 'STAGE0_WEIGHTS', 'WORDS',
-           'SYLLABLES', 'PSEUDO_WORDS', 'CONCEPTS', 'SCENE_YN', 'YN', 'IMK', 'TRAIN_TASKS', 'LANGUAGE_SUITES',
-           'VISION_SUITES', 'SUITES', 'NEGATIVE_SUITE', 'HELDOUT_N', 'INSTR', 'HELDOUT_TEMPLATES', 'POPE_CATEGORIES',
-           'POPULAR', 'HELDOUT_GENERATORS', 'SCALES', 'dataset_digest', 'stage0_corpus', 'stage1_captions',
-           'instruction_pools', 'heldout', 'check_item', 'check_heldout', 'heldout_phrases', 'check_leakage',
-           'export_llava', 'build_microcosm', 'microcosm']
+           'SYLLABLES', 'PSEUDO_WORDS', 'CONCEPTS', 'PICK_SHARE', 'SCENE_YN', 'YN', 'IMK', 'TRAIN_TASKS',
+           'LANGUAGE_SUITES', 'VISION_SUITES', 'SUITES', 'NEGATIVE_SUITE', 'HELDOUT_N', 'INSTR', 'HELDOUT_TEMPLATES',
+           'POPE_CATEGORIES', 'POPULAR', 'HELDOUT_GENERATORS', 'SCALES', 'dataset_digest', 'stage0_corpus',
+           'stage1_captions', 'instruction_pools', 'heldout', 'check_item', 'check_heldout', 'heldout_phrases',
+           'check_leakage', 'export_llava', 'build_microcosm', 'microcosm']
 
 # %% ../nbs/03_tasks.ipynb #5e41ff65
 LETTERS = "ABCDEFGH"
@@ -153,9 +153,22 @@ CONCEPTS = [
     "If there is no object of a kind, the answer to whether there is one is no.",
 ]
 
-def _quiz_at(sc, o, what: str) -> str:
-    "A house-style quiz line asking the `what` ('colour' or 'shape') of the object `o` at its cell of `sc`."
-    return f"Q: {what} at {sc.pos(o)}? A: {o.color if what == 'colour' else o.shape}."
+PICK_SHARE = 0.5   # share of the stage-0 quiz lines in bind, facts and arith documents asked as pick-one questions
+
+def _pick(rng, q: str, right: str, pool) -> str:
+    """A house-style pick-one quiz line: `q`, then `right` among two or three other values of `pool` under lowercase
+    letters in brackets, then the right letter (`Q: shape at top left? (a) cross (b) circle (c) square A: (b).`).
+    Neither stage 2 nor a held-out set writes options this way; choosing among lettered options is a skill they reuse."""
+    ch = [right] + rng.sample([x for x in pool if x != right], rng.randint(2, 3)); rng.shuffle(ch)
+    return f"Q: {q}? " + " ".join(f"({'abcd'[i]}) {c}" for i, c in enumerate(ch)) + f" A: ({'abcd'[ch.index(right)]})."
+
+def _quiz_at(sc, o, what: str, rng=None) -> str:
+    """A house-style quiz line asking the `what` ('colour' or 'shape') of the object `o` at its cell of `sc`; with `rng`,
+    a `PICK_SHARE` of them as pick-one questions (`_pick`)."""
+    right = o.color if what == "colour" else o.shape
+    if rng is not None and rng.random() < PICK_SHARE:
+        return _pick(rng, f"{what} at {sc.pos(o)}", right, COLORS if what == "colour" else SHAPES)
+    return f"Q: {what} at {sc.pos(o)}? A: {right}."
 
 def _quiz(rng, sc) -> str:
     "Terse house-style Q/A lines about a scene (a style no instruction template uses)."
@@ -181,7 +194,7 @@ def _corpus_doc(rng, kind):
         sc = sample_split_scene(rng, False, min_objects=2)
         obs = list(sc.objects); rng.shuffle(obs)
         ask = [lambda o: placements(sc, o)[0], lambda o: placements(sc, o)[1],      # the world's sentences, the quiz's lines
-               lambda o: _quiz_at(sc, o, "colour"), lambda o: _quiz_at(sc, o, "shape")]
+               lambda o: _quiz_at(sc, o, "colour", rng), lambda o: _quiz_at(sc, o, "shape", rng)]
         return describe(sc, rng.randrange(len(PHRASINGS))) + " " + " ".join(rng.choice(ask)(o) for o in obs), [describe(sc)]
     if kind in ("scene", "restate", "quiz", "bridge"):
         sc = sample_split_scene(rng, False)
@@ -200,9 +213,11 @@ def _corpus_doc(rng, kind):
         facts = [fact(k, _fact_key(rng, k), rng.randrange(len(FACT_PHRASINGS[k]))) for k in ks]
         if rng.random() < 0.3:                                      # a knowledge quiz line in the house style
             k = rng.choice(["corners", "meanings", "creatures"]); key = _fact_key(rng, k)
-            facts.append({"corners": lambda: f"Q: corners of a {key}? A: {CORNERS[key]}.",
-                          "meanings": lambda: f"Q: meaning of {key}? A: {MEANINGS[key]}.",
-                          "creatures": lambda: f"Q: what is a {key}? A: a {CREATURES[key][0]} {CREATURES[key][1]}."}[k]())
+            q, right, pool = {"corners": lambda: (f"corners of a {key}", str(CORNERS[key]), sorted({str(v) for v in CORNERS.values()})),
+                              "meanings": lambda: (f"meaning of {key}", MEANINGS[key], sorted(set(MEANINGS.values()))),
+                              "creatures": lambda: (f"what is a {key}", "a {} {}".format(*CREATURES[key]),
+                                                    sorted("a {} {}".format(*v) for v in CREATURES.values()))}[k]()
+            facts.append(_pick(rng, q, right, pool) if rng.random() < PICK_SHARE else f"Q: {q}? A: {right}.")
         return " ".join(facts), []
     if kind == "recap":
         text, (n1, co, sh, sz, pl, n2) = _story(rng)
@@ -224,7 +239,9 @@ def _corpus_doc(rng, kind):
         return f"{seq}. {seq}.", []
     if kind == "arith":
         a, b = rng.randint(0, ARITH_MAX), rng.randint(0, ARITH_MAX)
-        return f"{a} plus {b} is {a + b}. {b} plus {a} is also {a + b}.", []
+        s = f"{a} plus {b} is {a + b}. {b} plus {a} is also {a + b}."
+        if rng.random() < PICK_SHARE: s += " " + _pick(rng, f"{a} plus {b}", str(a + b), [str(i) for i in range(2 * ARITH_MAX + 1)])
+        return s, []
     return " ".join(rng.sample(CONCEPTS, rng.randint(2, 4))), []        # concepts
 
 def _stage0(seed, n):

@@ -397,16 +397,24 @@ def lookup_gate(model, processor, n: int = 100, seed: int = 12345) -> dict:
     of two or more objects (one object needs no look-up); `lookup_first_named`, the share of items whose answer is
     not the object the description names first that get that first-named object anyway (a position habit, not reading);
     `lookup_any_object`, the accuracy of naming one of the scene's objects at random (what finding the objects without
-    binding them to their cells gets); `lookup_other_object`, the share of misses that name another object of the scene."""
+    binding them to their cells gets); `lookup_other_object`, the share of misses that name another object of the scene;
+    `lookup_pick_accuracy`, the same look-up asked as the corpus's pick-one quiz line (`tasks._pick`: the shape at a cell
+    among three or four lettered options; a random letter gets `lookup_pick_chance`)."""
     import random
     from mmkit import world as W
-    rng = random.Random(seed); prompts, gold, first, names = [], [], [], []
+    rng = random.Random(seed); prompts, gold, first, names, asked = [], [], [], [], []
     for _ in range(n):
         sc = W.sample_split_scene(rng, heldout=True); o = rng.choice(sc.objects)
         d = W.describe(sc, rng.randrange(len(W.PHRASINGS)))
         prompts.append(f"{d} The {sc.pos(o)} cell holds a"); gold.append(o.name)
-        first.append(min((x.name for x in sc.objects), key=d.find)); names.append([x.name for x in sc.objects])
+        first.append(min((x.name for x in sc.objects), key=d.find)); names.append([x.name for x in sc.objects]); asked.append((d, sc, o))
+    from mmkit.tasks import _pick
+    picks, letters, chance = [], [], []
+    for d, sc, o in asked:                                      # the same scenes and cells, asked as pick-one questions
+        q, a = _pick(rng, f"shape at {sc.pos(o)}", o.shape, W.SHAPES).rsplit(" A: ", 1)
+        picks.append(f"{d} {q} A:"); letters.append(a[:3]); chance.append(1 / q.count(") "))
     outs = greedy(model, processor, prompts, max_new_tokens=4)
+    pick_ok = [o.strip().startswith(l) for o, l in zip(greedy(model, processor, picks, max_new_tokens=4), letters)]
     ok = [o.startswith(g) for o, g in zip(outs, gold)]
     share = lambda xs: round(sum(xs) / len(xs), 4) if xs else None
     return dict(lookup_accuracy=round(sum(ok) / n, 4), lookup_items=n,
@@ -414,6 +422,7 @@ def lookup_gate(model, processor, n: int = 100, seed: int = 12345) -> dict:
                 lookup_first_named=share([o.startswith(f) for o, g, f in zip(outs, gold, first) if f != g]),
                 lookup_any_object=round(float(np.mean([1 / len(ns) for ns in names])), 4),
                 lookup_other_object=share([any(o.startswith(x) for x in ns if x != g) for o, g, ns, k in zip(outs, gold, names, ok) if not k]),
+                lookup_pick_accuracy=share(pick_ok), lookup_pick_chance=round(float(np.mean(chance)), 4),
                 lookup_examples=[dict(prompt=p, answer=g, output=o) for p, g, o in list(zip(prompts, gold, outs))[:4]])
 
 def gate0(model, processor, heldout_texts) -> dict:

@@ -58,18 +58,39 @@ def test_microcosm_cache_and_schemas(micro):
 
 def test_bind_documents_look_up_every_object_of_their_scene_correctly():
     import random, re
+    pat = (r"The ([a-z]+ [a-z]+) cell holds an? (\w+) (\w+)\.|The (\w+) (\w+) is in the ([a-z]+ [a-z]+) cell\."
+           r"|Q: (colour|shape) at ([a-z]+ [a-z]+)\? (?:A: (\w+)|((?:\([a-d]\) \w+ )+)A: \(([a-d])\))\.")
+    picks = 0
     for i in range(60):
         doc, (canon,) = T._corpus_doc(random.Random(i), "bind")
         where = {m[3]: (m[1], m[2]) for m in re.finditer(r"a (?:small|large) (\w+) (\w+) at ([a-z]+ [a-z]+)", canon)}
         assert len(where) >= 2, canon                                                # several objects: the cell must decide
-        asks = re.findall(r"The ([a-z]+ [a-z]+) cell holds an? (\w+) (\w+)\.|The (\w+) (\w+) is in the ([a-z]+ [a-z]+) cell\."
-                          r"|Q: colour at ([a-z]+ [a-z]+)\? A: (\w+)\.|Q: shape at ([a-z]+ [a-z]+)\? A: (\w+)\.", doc)
+        asks = re.findall(pat, doc)
         assert len(asks) == len(where), doc                                          # each object looked up once
         for a in asks:
             if a[0]: assert where[a[0]] == (a[1], a[2]), doc
             elif a[3]: assert where[a[5]] == (a[3], a[4]), doc
-            elif a[6]: assert where[a[6]][0] == a[7], doc
-            else: assert where[a[8]][1] == a[9], doc
+            else:                                                                    # a quiz line, plain or pick-one
+                said = a[8] or dict(re.findall(r"\(([a-d])\) (\w+)", a[9]))[a[10]]
+                assert where[a[7]][a[6] == "shape"] == said, doc
+                picks += bool(a[9])
+    assert picks > 0
+
+
+def test_pick_one_quiz_lines_letter_the_right_option():
+    import re
+    from mmkit.world import CORNERS, MEANINGS, CREATURES, fix_articles
+    truth = [(r"corners of an? (\w+)", lambda m: str(CORNERS[m[1]])), (r"meaning of (\w+)", lambda m: MEANINGS[m[1]]),
+             (r"what is an? (\w+)", lambda m: fix_articles("a {} {}".format(*CREATURES[m[1]]))), (r"(\d+) plus (\d+)", lambda m: str(int(m[1]) + int(m[2])))]
+    seen, letters = set(), set()
+    for q, opts, letter in re.findall(r"Q: ([^?]+)\? ((?:\([a-d]\) [^()]+? )+)A: \(([a-d])\)\.", " ".join(T.stage0_corpus(seed=0, n=3000))):
+        options = dict(re.findall(r"\(([a-d])\) ([^()]+?) (?=\(|$)", opts))
+        assert 3 <= len(options) <= 4 and len(set(options.values())) == len(options), opts
+        letters.add(letter)
+        for i, (rx, right) in enumerate(truth):
+            if m := re.fullmatch(rx, q):
+                assert options[letter] == right(m), (q, opts, letter); seen.add(i)
+    assert seen == {0, 1, 2, 3} and letters == set("abcd")
 
 
 def test_default_sizes():
