@@ -19,7 +19,7 @@ def _run_args(p: argparse.ArgumentParser, recipe: bool = True):
     p.add_argument("--base", default=None, help="llava-hf folder or hub id (default: the microcosm base)")
     if recipe: p.add_argument("--seed", type=int, default=0)
     p.add_argument("--budget", type=int, default=None, help="stage-2 examples (default: the recipe's)")
-    p.add_argument("--size", default=None, help="microcosm model size: test, small, default, wide")
+    p.add_argument("--size", default=None, help="microcosm model size: test, small, deep, default, wide")
     p.add_argument("--scale", default="default", help="microcosm data scale: default, test")
     p.add_argument("--lora", action="store_true", help="train LoRA adapters (merged into the checkpoint)")
     p.add_argument("--epochs", type=float, default=None)
@@ -49,7 +49,7 @@ def parser() -> argparse.ArgumentParser:
                        "It is built once under the cache dir and reused: `mmkit train`, the notebooks and "
                        "scripts/demo.sh use the base of the same --size and --scale (seed 0) without rebuilding it. An "
                        "interrupted build continues from its finished stages when run again.")
-    p.add_argument("--size", default=None, help="model size: test, small, default, wide (default: the default_size setting)")
+    p.add_argument("--size", default=None, help="model size: test, small, deep, default, wide (default: the default_size setting)")
     p.add_argument("--scale", default="default", help="microcosm data scale: default, or test (a tiny one, for tests)")
     p.add_argument("--seed", type=int, default=0, help="seed of the microcosm data and the model (default: 0, the one "
                    "runs use)")

@@ -203,6 +203,8 @@ SIZES = {
                  vision=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)),
     "small": dict(text=dict(hidden_size=128, intermediate_size=344, num_hidden_layers=2, num_attention_heads=4),
                   vision=dict(hidden_size=128, intermediate_size=512, num_hidden_layers=3, num_attention_heads=4)),
+    "deep": dict(text=dict(hidden_size=128, intermediate_size=344, num_hidden_layers=4, num_attention_heads=4),   # small, twice as deep
+                 vision=dict(hidden_size=128, intermediate_size=512, num_hidden_layers=3, num_attention_heads=4)),
     "default": dict(text=dict(hidden_size=256, intermediate_size=688, num_hidden_layers=4, num_attention_heads=4),
                     vision=dict(hidden_size=128, intermediate_size=512, num_hidden_layers=3, num_attention_heads=4)),
     "wide": dict(text=dict(hidden_size=512, intermediate_size=1376, num_hidden_layers=2, num_attention_heads=4),

@@ -681,10 +681,10 @@ def train_stage2(recipe: str, out_dir, base=None, *, budget: int | None = None, 
                 final_answer_loss=next((l["answer_loss"] for l in reversed(trainer.state.log_history) if "answer_loss" in l), None))
 
 # %% ../nbs/05_train.ipynb #b0b7bf62
-VOCAB = {"test": 600, "small": 1200, "default": 1500}
+VOCAB = {"test": 600, "small": 1200, "deep": 1200, "default": 1500}
 MICROCOSM_STAGE1 = dict(policy="stage1_lm", lr=1e-3, epochs=2, replay=0.5)   # 2 epochs: the small shape's caption shape 71 -> 95 %
 VISION_SCENES = {"test": 256, "default": 36_000}
-COPY_STEPS = {"test": 16, "small": 1000}   # stage 0's copying warm-up per model size, unless `--stage0 copy_steps=N`
+COPY_STEPS = {"test": 16, "small": 1000, "deep": 1000}   # stage 0's copying warm-up per model size, unless `--stage0 copy_steps=N`
                                             # (other sizes: the STAGES row, 0; docs/results.md has why)
 
 def tokenizer_texts(m: dict) -> list[str]:
