@@ -430,7 +430,9 @@ def write_report(out_dir=None, runs_dir=None, readme=None) -> dict:
     paths = dict(markdown=out/"results.md", csv=out/"results.csv", runs_csv=out/"runs.csv")
     left_out = (f" **{len(damaged)} damaged run(s) left out** (see *Damaged runs*): " + ", ".join(f"`{n}`" for n in damaged) + "."
                 if damaged else "")
-    md = [f"# Results\n\n{len(df)} complete run(s) of {len(status)} under `{root}`.{left_out} Accuracy in %, mean ± 95 % CI "
+    try: shown = f"{root.resolve().relative_to(Path.cwd().resolve())}/"   # a report pasted into docs names no machine's paths
+    except ValueError: shown = str(root)
+    md = [f"# Results\n\n{len(df)} complete run(s) of {len(status)} under `{shown}`.{left_out} Accuracy in %, mean ± 95 % CI "
           "over seeds (t-interval; none for one seed). Training tokens: mean over seeds, from each run's ledger.\n",
           to_markdown(table) if len(df) else "_no complete runs yet_\n",
           "\n*chance*: a uniform guess among each item's valid answers (1/k of k options, ½ for yes/no, 0 for open answers).\n",

@@ -67,13 +67,15 @@ def test_sweep_figure_plots_every_fraction_and_its_axis_covers_the_error_bars_an
 
 def test_cli_report_writes_table_and_figures(runs3, tmp_path):
     out = tmp_path/"rep"
-    r = subprocess.run([MMKIT, "report", "--runs-dir", str(runs3), "--out", str(out)], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([MMKIT, "report", "--runs-dir", str(runs3), "--out", str(out)], capture_output=True, text=True, timeout=120,
+                       cwd=runs3.parent)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "damaged run broken-run (left out)" in r.stdout
     for f in ["results.md", "results.csv", "runs.csv", "fig_per_dataset.html", "fig_score_vs_tokens.html", "fig_sweep.html", "plotly.min.js"]:
         assert (out/f).is_file() and (out/f).stat().st_size > 0, f
     md = (out/"results.md").read_text()
     assert "| lang_only |" in md and "| broken-run | vis_only | 0 | broken |" in md
+    assert f"under `{runs3.name}/`" in md and f"under `{runs3}" not in md       # relative to where it ran: no machine's path
     assert list(pd.read_csv(out/"results.csv", index_col=0).index) == ["base", "lang_only", "mix:0.5", "chance"]
     assert "## Answer form" in md and list(pd.read_csv(out/"answer_forms.csv", index_col=0).index) == ["base", "lang_only", "mix:0.5"]
     assert "## Training-task controls" in md and list(pd.read_csv(out/"controls.csv", index_col=0).index) == ["base", "lang_only", "mix:0.5"]
