@@ -8,20 +8,22 @@ settings, `--epochs`) on those records alone and scores the same recasting of fr
 
     python bench/option_match.py --epochs 20                      # the default (small) microcosm base
     python bench/option_match.py --epochs 20 --base .cache/mmkit/base-deep-default-…   # another base folder
+    python bench/option_match.py --epochs 20 --as-is              # the records unchanged: the full task
 """
-import argparse, json, re, tempfile
+import argparse, json, tempfile
 
 from mmkit import data as mdata
+from mmkit.benchmarks import parse_choices
 from mmkit.evaluate import control_suites, evaluate
 from mmkit.model import load_model
+from mmkit.tasks import ANSWER_STYLE, LETTERS
 from mmkit.train import train_stage2
 
 
 def recast(question: str, letter: str) -> str:
     "`question` with its stem replaced by `Which option says \"<the text of option letter>\"?` (options and suffix kept)."
-    lines = question.split("\n")
-    opts = [l for l in lines if re.match(r"^[A-H]\. ", l)]
-    return "\n".join([f'Which option says "{dict((l[0], l[3:]) for l in opts)[letter]}"?'] + opts + [lines[-1]])
+    choices = parse_choices(question)
+    return "\n".join([f'Which option says "{choices[LETTERS.index(letter)]}"?'] + question.split("\n")[-len(choices) - 1:])
 
 
 def main():
@@ -30,18 +32,21 @@ def main():
     ap.add_argument("--epochs", type=float, default=20)
     ap.add_argument("--base", default=None, help="base folder (default: the cached microcosm base of the default size)")
     ap.add_argument("--n-control", type=int, default=60)
+    ap.add_argument("--as-is", action="store_true", help="train and score the records unchanged (the full task, for comparison)")
     a = ap.parse_args()
 
+    lead, tail = ANSWER_STYLE.split("{}")
     def fix(r):
-        letter = re.search(r'"([A-H])"', r["conversations"][1]["value"])[1]
+        letter = r["conversations"][1]["value"][len(lead):-len(tail)]
         return dict(r, conversations=[dict(r["conversations"][0], value=recast(r["conversations"][0]["value"], letter)),
                                       r["conversations"][1]])
-    pool = mdata.microcosm_pools(seed=0, scale="default").filter(lambda r: r["task"] == a.task).map(fix)
+    pool = mdata.microcosm_pools(seed=0, scale="default").filter(lambda r: r["task"] == a.task)
+    if not a.as_is: pool = pool.map(fix)
     print("example:", pool[0]["conversations"])
     with tempfile.TemporaryDirectory() as out:
         res = train_stage2("lang_only", out, base=a.base, pools=pool, budget=len(pool), seed=0, epochs=a.epochs)
         model, processor = load_model(res["checkpoint"])
-        items = [dict(it, question=recast(it["question"], it["answer"])) for it in control_suites(a.n_control)[a.task]]
+        items = [it if a.as_is else dict(it, question=recast(it["question"], it["answer"])) for it in control_suites(a.n_control)[a.task]]
         met, _ = evaluate(model, processor, suites={a.task: items}, progress=False)
         curve = [(round(l["epoch"], 1), l["answer_loss"]) for l in res["trainer"].state.log_history if "answer_loss" in l]
     print(json.dumps(dict(task=a.task, epochs=a.epochs, base=res["base"], examples=len(pool),
