@@ -149,7 +149,7 @@ def main():
     g = gate0(model, processor, heldout)
     save_model(model, processor, out)
     info = json.loads((base/"base.json").read_text()); info["gates"]["stage0"] = g
-    info["choice_warmup"] = dict(from_base=base.name, styles=a.styles, steps=a.steps, lr=a.lr, corpus_share=a.corpus_share, seconds=secs,
+    info["choice_warmup"] = dict(from_base=base.name, gates_remeasured="stage0 only (vision and stage 1: the source base's)", styles=a.styles, steps=a.steps, lr=a.lr, corpus_share=a.corpus_share, seconds=secs,
                                  letter_accuracy_before=before, letter_accuracy_after=after)
     atomic_write_json(out/"base.json", info)
     shutil.rmtree(work, ignore_errors=True)
