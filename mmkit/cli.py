@@ -110,7 +110,10 @@ def cmd_base(a):
           + (f"; naming any object of the scene gets {g0['lookup_any_object']:.1%}" if g0.get("lookup_any_object") is not None else ""))
     if info.get("gate_failures"): print("gates missed: " + "; ".join(info["gate_failures"]))
     print(f"gate 1 (alignment, unseen scenes): exact {g1['exact']:.1%}, color {g1['color']:.1%}, shape {g1['shape']:.1%}, "
-          f"size {g1['size']:.1%}, count {g1['count']:.1%}")
+          f"size {g1['size']:.1%}, count {g1['count']:.1%}"
+          + (f"; one cell read straight from the image {g1['image_lookup_accuracy']:.1%} (after its own caption "
+             f"{g1['image_lookup_after_caption']:.1%}; any object of the scene {g1['image_lookup_any_object']:.1%})"
+             if g1.get("image_lookup_accuracy") is not None else ""))
 
 def _summary(run: Path):
     from mmkit.runs import read_run
