@@ -14,17 +14,18 @@ from .tasks import LANGUAGE_SUITES, SUITES, TRAIN_TASKS
 from . import runs as mruns
 
 # %% auto #0
-__all__ = ['AVERAGES', 'TOKEN_COLS', 'CONTROL_COLS', 'CHECK_COLS', 'COLORS', 'FIGURES', 'README_BEGIN', 'README_END',
-           'results_frame', 'runs_frame', 'mean_ci', 'summary_frame', 'results_table', 'checks_table', 'skills_table',
-           'controls_table', 'fig_per_dataset', 'fig_score_vs_tokens', 'fig_sweep', 'read_loss', 'fig_loss',
-           'read_predictions', 'sample_predictions', 'predictions_html', 'answer_forms', 'answer_form_table',
-           'to_markdown', 'update_readme', 'write_report']
+__all__ = ['AVERAGES', 'TOKEN_COLS', 'CONTROL_COLS', 'CHECK_COLS', 'SKILL_PREFIXES', 'COLORS', 'FIGURES', 'README_BEGIN',
+           'README_END', 'results_frame', 'runs_frame', 'mean_ci', 'summary_frame', 'results_table', 'checks_table',
+           'skills_table', 'controls_table', 'fig_per_dataset', 'fig_score_vs_tokens', 'fig_sweep', 'read_loss',
+           'fig_loss', 'read_predictions', 'sample_predictions', 'predictions_html', 'answer_forms',
+           'answer_form_table', 'to_markdown', 'update_readme', 'write_report']
 
 # %% ../nbs/09_report.ipynb #eb62a615
 AVERAGES = ["language_avg", "vision_avg", "overall_avg"]
 TOKEN_COLS = ["tokens_text", "tokens_image", "tokens_total"]
 CONTROL_COLS = [f"ctl_{t}" for t in TRAIN_TASKS] + ["ctl_language_avg", "ctl_vision_avg"]   # training-task controls
-CHECK_COLS = ["ll_language_avg", "ll_vision_avg", "ll_overall_avg", "blind_vision_avg", "neg_generate", "neg_loglik"]
+CHECK_COLS = ["ll_language_avg", "ll_vision_avg", "ll_overall_avg", "blind_vision_avg", "blind_ll_vision_avg", "neg_generate", "neg_loglik"]
+SKILL_PREFIXES = ("skill_", "llskill_", "blindllskill_")   # per-skill accuracy: generate, log-likelihood, log-likelihood with blank images
 
 def _as_runs(runs):
     if runs is None or isinstance(runs, (str, Path)): return mruns.list_runs(runs)
@@ -58,9 +59,11 @@ def _result_row(r: dict) -> dict:
     for name, d in (ctl.get("datasets") or {}).items(): row[f"ctl_{name}"] = d.get("acc")
     for k in ("language_avg", "vision_avg"): row[f"ctl_{k}"] = ctl.get(k)
     ll, blind, neg = m.get("loglik") or {}, m.get("blind") or {}, m.get("negative") or {}
-    row.update({f"ll_{k}": ll.get(k) for k in AVERAGES}, blind_vision_avg=blind.get("vision_avg"),
+    bll = m.get("blind_loglik") or {}
+    row.update({f"ll_{k}": ll.get(k) for k in AVERAGES}, blind_vision_avg=blind.get("vision_avg"), blind_ll_vision_avg=bll.get("vision_avg"),
                neg_generate=neg.get("generate"), neg_loglik=neg.get("loglik"))
-    for name, d in (m.get("skills") or {}).items(): row[f"skill_{name}"] = d.get("acc")
+    for prefix, part in zip(SKILL_PREFIXES, (m, ll, bll)):
+        for name, d in (part.get("skills") or {}).items(): row[f"{prefix}{name}"] = d.get("acc")
     row.update(tokens_text=tt.get("text", 0), tokens_image=tt.get("image", 0),
                tokens_total=tt.get("total", tt.get("text", 0) + tt.get("image", 0)),
                final_loss=m.get("final_loss"), final_answer_loss=m.get("final_answer_loss"), train_seconds=m.get("train_seconds"),
@@ -81,7 +84,7 @@ def results_frame(runs=None, damaged: dict | None = None) -> pd.DataFrame:
         if r["status"] != "complete": continue
         try: rows.append(_result_row(r))
         except Exception as e: _skip(r, e, "metrics.json", damaged)
-    skills = sorted({k for r in rows for k in r if k.startswith("skill_")})
+    skills = sorted({k for r in rows for k in r if k.startswith(SKILL_PREFIXES)})
     cols = ["run", "group", "recipe", "seed", "language_fraction", "budget", "size", "scale", *SUITES, "pope_f1", *AVERAGES,
             *TOKEN_COLS, *CONTROL_COLS, *CHECK_COLS, *skills, "final_loss", "final_answer_loss", "train_seconds", "base_gate_failures", "path"]
     df = pd.DataFrame(rows, columns=[*cols, "variant"])
@@ -115,7 +118,7 @@ def _order(df) -> list[str]:
     fr = df.groupby("group")["language_fraction"].first()
     return sorted(fr.index, key=lambda r: (r != "base", -(fr[r] if fr[r] == fr[r] and fr[r] is not None else -1), r))
 
-def _skill_cols(df) -> list[str]: return [c for c in df.columns if c.startswith("skill_")]
+def _skill_cols(df, prefixes=SKILL_PREFIXES) -> list[str]: return [c for c in df.columns if c.startswith(prefixes)]
 
 def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
     "Numbers behind the table: per recipe (group), `<metric>` (mean) and `<metric>_ci` for every score, mean tokens, seeds."
@@ -163,6 +166,7 @@ def checks_table(df: pd.DataFrame, chance: dict | None = None, negative_chance: 
     s = summary_frame(df)
     pairs = [("language (generate)", "language_avg"), ("vision (generate)", "vision_avg"), ("language (loglik)", "ll_language_avg"),
              ("vision (loglik)", "ll_vision_avg"), ("vision, blind images", "blind_vision_avg"),
+             ("vision, blind images (loglik)", "blind_ll_vision_avg"),
              ("negative (generate)", "neg_generate"), ("negative (loglik)", "neg_loglik")]
     rows = [{"recipe": r.group, "seeds": int(r.seeds), **{k: _fmt(r[c], r[f"{c}_ci"]) for k, c in pairs}} for _, r in s.iterrows()]
     if chance:
@@ -170,15 +174,18 @@ def checks_table(df: pd.DataFrame, chance: dict | None = None, negative_chance: 
         rows.append({"recipe": "chance", "seeds": 0, "language (generate)": _fmt(chance.get("language_avg"), None),
                      "vision (generate)": _fmt(chance.get("vision_avg"), None), "language (loglik)": _fmt(chance.get("language_avg"), None),
                      "vision (loglik)": _fmt(chance.get("vision_avg"), None), "vision, blind images": _fmt(chance.get("vision_avg"), None),
+                     "vision, blind images (loglik)": _fmt(chance.get("vision_avg"), None),
                      "negative (generate)": neg, "negative (loglik)": neg})
     return pd.DataFrame(rows, columns=["recipe", "seeds", *[k for k, _ in pairs]]).set_index("recipe")
 
-def skills_table(df: pd.DataFrame) -> pd.DataFrame:
-    "Held-out accuracy (%) per skill the items need, split by whether the item shows an image (`skill/vision`), mean over seeds."
+def skills_table(df: pd.DataFrame, prefix: str = "skill_") -> pd.DataFrame:
+    """Held-out accuracy (%) per skill the items need, split by whether the item shows an image (`skill/vision`), mean
+    over seeds; `prefix` picks the scorer: `skill_` generate, `llskill_` log-likelihood, `blindllskill_` log-likelihood
+    with every image blanked (vision suites only)."""
     s = summary_frame(df)
-    cols = _skill_cols(df)
-    rows = [{"recipe": r.group, "seeds": int(r.seeds), **{c[6:]: _fmt(r[c], None) for c in cols}} for _, r in s.iterrows()]
-    return pd.DataFrame(rows, columns=["recipe", "seeds", *[c[6:] for c in cols]]).set_index("recipe")
+    cols = _skill_cols(df, (prefix,)); k = len(prefix)
+    rows = [{"recipe": r.group, "seeds": int(r.seeds), **{c[k:]: _fmt(r[c], None) for c in cols}} for _, r in s.iterrows()]
+    return pd.DataFrame(rows, columns=["recipe", "seeds", *[c[k:] for c in cols]]).set_index("recipe")
 
 def controls_table(df: pd.DataFrame) -> pd.DataFrame:
     "Training-task controls per recipe (runs that have them): accuracy (%) on fresh items of every stage-2 training task."
@@ -424,6 +431,7 @@ def write_report(out_dir=None, runs_dir=None, readme=None) -> dict:
     chance = chance_levels(); neg_chance = chance_levels([NEGATIVE_SUITE])["overall_avg"]
     df = results_frame(intact); table = results_table(df, chance); controls = controls_table(df)
     checks, skills = checks_table(df, chance, neg_chance), skills_table(df)
+    ll_skills, blind_skills = skills_table(df, "llskill_"), skills_table(df, "blindllskill_")
     forms = answer_form_table(df, all_forms[all_forms.run.isin(set(df.run))])
     status = runs_frame(runs)
     for name, err in damaged.items(): status.loc[status.run == name, ["status", "error"]] = ["broken", err]
@@ -446,10 +454,13 @@ def write_report(out_dir=None, runs_dir=None, readme=None) -> dict:
           "\n## Checks: log-likelihood scoring, blind images, negative control\n\nPer recipe (%, mean ± 95 % CI): the language "
           "and vision averages with the paper's generate scorer and with the log-likelihood scorer (the option whose tokens the "
           "model finds most likely: no answer format needed; GQA's open answers are generated either way), the vision average "
-          "with every image blanked (what the text alone gets), and the negative control (a concept stated nowhere: it should "
+          "with every image blanked under both scorers (what the text alone gets), and the negative control (a concept stated nowhere: it should "
           "stay at chance) under both scorers.\n", to_markdown(checks) if len(df) else "_no complete runs yet_\n",
           "\n## Per skill\n\nHeld-out accuracy (%, generate scorer, mean over seeds) by the skill each item needs; "
           "`/vision` items show an image, `/language` items do not.\n", to_markdown(skills) if len(skills.columns) > 1 else "_no skill tags_\n",
+          *(["\nThe same with the log-likelihood scorer (no answer form needed), then with every image blanked: a vision "
+             "skill read from the picture scores above its blind figure; one the text alone answers scores the same.\n",
+             to_markdown(ll_skills), "\n", to_markdown(blind_skills)] if len(ll_skills.columns) > 1 and len(blind_skills.columns) > 1 else []),
           "\n## Answer form\n\nPer held-out dataset, means over seeds: *answered %* (outputs the extractor maps to an answer "
           "of the asked type) · *accuracy when answered %* (compare with the chance row above); accuracy = answered × "
           "accuracy when answered. *Top answer share*: how often the most frequent answer is the one given (%).\n",

@@ -21,7 +21,7 @@ __all__ = ['RUN_FILES', 'IDENTITY', 'LOCK_FILE', 'ZERO_TOKENS', 'SUMMARY_KEYS', 
 class RunError(MMKitError):
     "A bad run parameter, or a run folder that conflicts with the request."
 
-RUN_FILES = ["config.json", "train.json", "tokens.json", "loss.jsonl", "predictions.jsonl", "loglik.jsonl", "blind.jsonl", "negative.jsonl",
+RUN_FILES = ["config.json", "train.json", "tokens.json", "loss.jsonl", "predictions.jsonl", "loglik.jsonl", "blind.jsonl", "blind_loglik.jsonl", "negative.jsonl",
              "controls.jsonl", "metrics.json", "failed.json",
              "checkpoint", "trainer"]
 IDENTITY = ["recipe", "base", "seed", "budget", "size", "scale", "lora", "epochs", "lr", "eval_n", "suites"]
@@ -260,7 +260,8 @@ def _summary(m: dict, skills: bool = True) -> dict:
 def _evaluate(run: Path, p: dict, checkpoint: str) -> tuple[dict, float]:
     """Score a checkpoint: the held-out suites with the paper's generate scorer (`predictions.jsonl`, the headline
     `metrics.json` scores) and with the log-likelihood scorer (`loglik.jsonl`, `metrics["loglik"]`); the vision suites
-    again with blank images (`blind.jsonl`, `metrics["blind"]`); the negative control with both scorers
+    again with blank images under both scorers (`blind.jsonl`, `metrics["blind"]`; `blind_loglik.jsonl`,
+    `metrics["blind_loglik"]`: what the text alone gets where log-likelihood needs no answer form); the negative control with both scorers
     (`negative.jsonl`, `metrics["negative"]`); the training-task controls (`controls.jsonl`, `metrics["controls"]`)."""
     from mmkit import tasks
     from mmkit.evaluate import evaluate
@@ -280,6 +281,9 @@ def _evaluate(run: Path, p: dict, checkpoint: str) -> tuple[dict, float]:
         bl, bl_rows = evaluate(model, processor, suites=vision, blind=True, **kw)
         if main: atomic_write_jsonl(run/"blind.jsonl", bl_rows)
         metrics["blind"] = _summary(bl)
+        bll, bll_rows = evaluate(model, processor, suites=vision, blind=True, scorer="loglik", **kw)
+        if main: atomic_write_jsonl(run/"blind_loglik.jsonl", bll_rows)
+        metrics["blind_loglik"] = _summary(bll)
     ng, ng_rows = evaluate(model, processor, suites=neg, **kw)
     nl, nl_rows = evaluate(model, processor, suites=neg, scorer="loglik", **kw)
     if main: atomic_write_jsonl(run/"negative.jsonl", ng_rows + nl_rows)

@@ -36,6 +36,8 @@ def test_complete_run_reuse_and_force(test_base, tmp_path, capsys):
     assert set(m["loglik"]["datasets"]) == set(m["datasets"]) and len((run/"loglik.jsonl").read_text().splitlines()) == 18
     blind = [json.loads(l) for l in (run/"blind.jsonl").read_text().splitlines()]
     assert set(m["blind"]["datasets"]) == {"pope", "gqa", "ai2d", "realworldqa", "scienceqa"} and all(r["blind"] for r in blind)
+    bll = [json.loads(l) for l in (run/"blind_loglik.jsonl").read_text().splitlines()]      # blank images, log-likelihood too
+    assert set(m["blind_loglik"]["datasets"]) == set(m["blind"]["datasets"]) and all(r["blind"] for r in bll) and len(bll) == 10
     assert set(m["negative"]) == {"generate", "loglik", "n"} and len((run/"negative.jsonl").read_text().splitlines()) == 4
     assert m["skills"] and all(k.endswith(("/language", "/vision")) for k in m["skills"])
     t0 = _mtime(run); capsys.readouterr()

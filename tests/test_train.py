@@ -66,6 +66,30 @@ def test_stage1_lowers_loss_and_leaves_the_llm_bit_identical(tmp_path, micro, st
     tokens = json.loads((tmp_path/"tokens.json").read_text())
     assert tokens["totals"]["image_tokens"] == 2 * len(caps) * 64
 
+def test_cells_first_captions_state_the_same_objects_cell_by_cell(micro):
+    "cells_first rewrites that share of canonical captions into cell sentences naming the same objects; other captions fail clearly."
+    from datasets import Dataset
+    caps = micro["captions"]
+    allc = T.cells_first_captions(caps, 1.0)
+    assert T.cells_first_captions(caps, 0.0)["conversations"] == caps["conversations"]
+    for before, after in zip(caps["conversations"], allc["conversations"]):
+        old, new = before[-1]["value"], after[-1]["value"]
+        assert new.startswith("The ") and " cell holds a" in new and not T._OBJ.search(new)
+        assert T.parse_description(new) == T.parse_description(old)          # the same objects, sizes included
+        assert before[0] == after[0]
+    half = T.cells_first_captions(caps, 0.5)["conversations"]
+    assert 0 < sum(h != c for h, c in zip(half, caps["conversations"])) < len(caps)
+    other = Dataset.from_dict(dict(conversations=[[{"from": "human", "value": "<image>"}, {"from": "gpt", "value": "A cat on a mat."}]]))
+    with pytest.raises(MMKitError, match="cells_first"): T.cells_first_captions(other, 0.5)
+    with pytest.raises(MMKitError, match="share must be in"): T.cells_first_captions(caps, 1.5)
+
+def test_caption_scores_read_cells_first_captions():
+    from mmkit import world as W
+    sc = W.Scene((W.Obj("circle", "orange", "large", 0, 0), W.Obj("square", "blue", "small", 2, 2)))
+    cap = "The bottom right cell holds a blue square. The blue square is small. The top left cell holds an orange circle."
+    s = T.caption_scores([sc], [cap])
+    assert s["shape"] == 1.0 and s["color"] == 1.0 and s["exact"] == 0.5 and s["count"] == 1.0   # the circle's size is not stated
+
 def test_training_forwards_keep_no_kv_cache(tmp_path, micro, fresh):
     "transformers fills `use_cache` from the config (True); MMTrainer's loss is the same, computed without building one."
     from transformers import TrainingArguments
@@ -284,6 +308,9 @@ def test_base_gates_are_measured_recorded_and_checked_before_stage2(tmp_path, te
     info = json.loads((test_base/"base.json").read_text())
     g = info["gates"]
     assert {"repeat_ratio", "lookup_accuracy", "knowledge_accuracy"} <= set(g["stage0"]) and "shape" in g["stage1"]
+    g1 = g["stage1"]                                     # one cell read from the image, directly and after the model's own caption
+    assert 0 <= g1["image_lookup_accuracy"] <= 1 and 0 <= g1["image_lookup_after_caption"] <= 1 and 0.25 <= g1["image_lookup_any_object"] <= 1
+    assert g1["image_lookup_examples"][0]["prompt"].endswith("cell holds")
     s0 = g["stage0"]                                     # a miss's two readings: scenes that need a look-up, a position habit
     assert 0 <= s0["lookup_accuracy_several"] <= 1 and (s0["lookup_first_named"] is None or 0 <= s0["lookup_first_named"] <= 1)
     assert 0.25 <= s0["lookup_any_object"] <= 1                # 1-4 objects per scene: naming any of them is right 1/n of the time
@@ -291,7 +318,7 @@ def test_base_gates_are_measured_recorded_and_checked_before_stage2(tmp_path, te
     cw = s0["after_copy_warmup"]                          # stage 0 opened with its copying warm-up, measured on its own
     assert cw["repeat_first_loss"] > 0 and abs(cw["repeat_ratio"] - cw["repeat_second_loss"] / cw["repeat_first_loss"]) < 1e-3
     assert info["gate_failures"] == T.gate_failures(g)
-    assert T.gate_failures({"stage0": dict(repeat_ratio=0.1, lookup_accuracy=0.95, knowledge_accuracy=0.99), "stage1": dict(shape=0.95)}) == []
+    assert T.gate_failures({"stage0": dict(repeat_ratio=0.1, lookup_accuracy=0.95, knowledge_accuracy=0.99), "stage1": dict(shape=0.95, image_lookup_accuracy=0.95)}) == []
     assert T.gate_failures({"stage0": dict(repeat_ratio=0.5)})[0].startswith("copying: stage0.repeat_ratio = 0.5")
     res = T.train_stage2("mlan", tmp_path/"r", size="test", scale="test", budget=16, epochs=1)
     assert res["base_gate_failures"] == info["gate_failures"]
