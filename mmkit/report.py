@@ -460,7 +460,7 @@ def write_report(out_dir=None, runs_dir=None, readme=None) -> dict:
           "`/vision` items show an image, `/language` items do not.\n", to_markdown(skills) if len(skills.columns) > 1 else "_no skill tags_\n",
           *(["\nThe same with the log-likelihood scorer (no answer form needed), then with every image blanked: a vision "
              "skill read from the picture scores above its blind figure; one the text alone answers scores the same.\n",
-             to_markdown(ll_skills), "\n", to_markdown(blind_skills)] if len(ll_skills.columns) > 1 and len(blind_skills.columns) > 1 else []),
+             to_markdown(ll_skills), "\nWith every image blanked (the vision suites):\n\n", to_markdown(blind_skills)] if len(ll_skills.columns) > 1 and len(blind_skills.columns) > 1 else []),
           "\n## Answer form\n\nPer held-out dataset, means over seeds: *answered %* (outputs the extractor maps to an answer "
           "of the asked type) · *accuracy when answered %* (compare with the chance row above); accuracy = answered × "
           "accuracy when answered. *Top answer share*: how often the most frequent answer is the one given (%).\n",
