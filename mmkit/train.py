@@ -551,14 +551,16 @@ def cells_first_captions(captions, share: float, seed: int = 0):
     from mmkit import world as W
     if not 0 <= share <= 1: raise MMKitError(f"cells_first: share must be in [0, 1], got {share!r}")
     rng, parsed = random.Random(f"cells-first-{seed}"), 0
+    def scene_of(desc):                                   # the scene a canonical description describes, else None
+        try: sc = W.Scene(tuple(W.Obj(sh, co, sz, r, c) for (r, c), (sz, co, sh) in parse_description(desc).items()))
+        except MMKitError: return None
+        return sc if W.describe(sc) == desc else None
     def one(conv):
         nonlocal parsed
-        text = conv[-1]["value"]; desc, _, rest = text.partition(". ")
-        objs = parse_description(desc + ".")
-        canonical = W.fix_articles("; ".join(f"a {sz} {co} {sh} at {W.ROWS[r]} {W.COLS[c]}" for (r, c), (sz, co, sh) in objs.items()) + ".")
-        if rng.random() >= share or not objs or canonical != desc + ".": return dict(conversations=conv)
+        desc, _, rest = conv[-1]["value"].partition(". ")
+        if rng.random() >= share or (sc := scene_of(desc + ".")) is None: return dict(conversations=conv)
         parsed += 1
-        cells = [f"The {W.ROWS[r]} {W.COLS[c]} cell holds a {co} {sh}. The {co} {sh} is {sz}." for (r, c), (sz, co, sh) in objs.items()]
+        cells = [f"{W.placements(sc, o)[0]} The {o.name} is {o.size}." for o in sc.objects]
         rng.shuffle(cells)
         return dict(conversations=conv[:-1] + [{**conv[-1], "value": W.fix_articles(" ".join(cells + ([rest] if rest else [])))}])
     out = captions.map(one, input_columns=["conversations"], load_from_cache_file=False, desc="cells-first captions")
