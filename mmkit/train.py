@@ -15,18 +15,18 @@ from transformers import PreTrainedModel, Trainer, TrainerCallback, TrainingArgu
 from .config import (MMKitError, atomic_write_json, atomic_write_text, cache_dir, config_hash, env_info, read_json, settings,
                           use_cpu)
 from .model import (POLICIES, SIZES, apply_policy, build_tiny_llava, cpu_eager_attention, encode_conversation, load_image, load_model, merge_lora, no_cudnn_attention,
-                         save_model, train_tokenizer, param_counts, generation_prompt, image_token_count)
+                         save_model, train_tokenizer, param_counts, generation_prompt, image_token_count, QUOTE_SPACE, TEMPLATES)
 from . import data as mdata
 
 # %% auto #0
-__all__ = ['STAGES', 'GATES', 'BASE_FILES', 'VOCAB', 'MICROCOSM_STAGE1', 'VISION_SCENES', 'COPY_STEPS', 'stage_args',
-           'cpu_bf16_attention', 'bf16_available', 'answer_masks', 'MMTrainer', 'last_complete_checkpoint',
-           'cxx_compiler', 'compiled_training', 'run_trainer', 'lm_blocks', 'copy_blocks', 'train_stage0',
-           'knowledge_probes', 'perplexity', 'greedy', 'repeat_gate', 'lookup_gate', 'gate0', 'gate_failures',
-           'CellProbe', 'cell_labels', 'probe_dataset', 'pretrain_vision', 'probe_accuracy', 'replay_blocks',
-           'cells_first_captions', 'train_stage1', 'parse_description', 'caption_scores', 'gate1', 'check_base',
-           'resolve_base', 'answer_lead_ids', 'train_stage2', 'tokenizer_texts', 'stage_keys', 'base_key', 'base_path',
-           'base_shape', 'build_base']
+__all__ = ['STAGES', 'GATES', 'BASE_FILES', 'VOCAB', 'MICROCOSM_STAGE1', 'VISION_SCENES', 'COPY_STEPS', 'TEMPLATE_REPEATS',
+           'stage_args', 'cpu_bf16_attention', 'bf16_available', 'answer_masks', 'MMTrainer',
+           'last_complete_checkpoint', 'cxx_compiler', 'compiled_training', 'run_trainer', 'lm_blocks', 'copy_blocks',
+           'train_stage0', 'knowledge_probes', 'perplexity', 'greedy', 'repeat_gate', 'lookup_gate', 'gate0',
+           'gate_failures', 'CellProbe', 'cell_labels', 'probe_dataset', 'pretrain_vision', 'probe_accuracy',
+           'replay_blocks', 'cells_first_captions', 'train_stage1', 'parse_description', 'caption_scores', 'gate1',
+           'check_base', 'resolve_base', 'answer_lead_ids', 'train_stage2', 'tokenizer_texts', 'stage_keys', 'base_key',
+           'base_path', 'base_shape', 'build_base']
 
 # %% ../nbs/05_train.ipynb #693cc043
 STAGES = {
@@ -746,10 +746,16 @@ VISION_SCENES = {"test": 256, "default": 36_000}
 COPY_STEPS = {"test": 16, "small": 1000, "deep": 1000}   # stage 0's copying warm-up per model size, unless `--stage0 copy_steps=N`
                                             # (other sizes: the STAGES row, 0; docs/results.md has why)
 
+TEMPLATE_REPEATS = 200   # copies of the v1 template's own text among the tokenizer's texts (see `tokenizer_texts`)
+
 def tokenizer_texts(m: dict) -> list[str]:
-    "Every text the microcosm tokenizer is trained on: the stage-0 corpus, all instruction-pool turns, all captions."
+    """Every text the microcosm tokenizer is trained on: the stage-0 corpus, all instruction-pool turns, all captions,
+    and the v1 chat template's text (`TEMPLATE_REPEATS` times), so that its system prompt takes 26 tokens rather than
+    81 spelled letter by letter (stage 0 still never trains on the template)."""
+    t = TEMPLATES["v1"]
     return (list(m["corpus"]) + [t["value"] for c in m["pools"]["conversations"] for t in c]
-            + [t["value"] for c in m["captions"]["conversations"] for t in c])
+            + [t["value"] for c in m["captions"]["conversations"] for t in c]
+            + [t.system + t.user.format("") + t.assistant] * TEMPLATE_REPEATS)
 
 def stage_keys(m: dict, size: str, scale: str, seed: int, stage0: dict, stage1: dict, texts=None) -> dict:
     """The work-folder key of each base-building step (`tokenizer`, `stage0`, `vision`, `stage1`): the settings *and the
@@ -766,7 +772,8 @@ def stage_keys(m: dict, size: str, scale: str, seed: int, stage0: dict, stage1: 
 def base_key(size: str, scale: str, seed: int, overrides: dict) -> dict:
     from mmkit import tasks
     return dict(size=size, scale=scale, seed=seed, stages={k: STAGES[k] for k in ("stage0", "vision", "stage1")},
-                overrides=overrides, vocab=VOCAB.get(size, 1500), tasks=tasks._source_hash())
+                overrides=overrides, vocab=VOCAB.get(size, 1500), tasks=tasks._source_hash(),
+                tokenizer=dict(quote_space=QUOTE_SPACE, template_repeats=TEMPLATE_REPEATS))
 
 def _overrides(stage0=None, stage1=None, size: str = "default") -> dict:
     s0 = {**({"copy_steps": COPY_STEPS[size]} if size in COPY_STEPS else {}), **(stage0 or {})}
