@@ -28,10 +28,11 @@ __all__ = ['IMAGE_TOKEN', 'PAD_TOKEN', 'BOS_TOKEN', 'EOS_TOKEN', 'UNK_TOKEN', 'S
 IMAGE_TOKEN, PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN = "<image>", "<pad>", "<s>", "</s>", "<unk>"
 SPECIAL_TOKENS = [UNK_TOKEN, PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, IMAGE_TOKEN]
 _ALPHABET = [chr(i) for i in range(32, 127)] + ["\n", "▁"]
-# A word or number right after an opening quote gets the space that precedes it everywhere else (`"red"` is read as
-# `" red"`), so a quoted answer (`The best answer is "red".`) is spelled in the tokens the base learned in stage 0
-# (`▁red`), not in marker-less twins (`red`) that never occur in its corpus (microcosm v2.4, docs/results.md).
-QUOTE_SPACE = r'"(?=[A-Za-z0-9])'
+# A word or number right after an opening quote or a newline gets the space that precedes it everywhere else (`"red"`
+# reads as `" red"`, `\nB. red` as `\n B. red`), so a quoted answer (`The best answer is "red".`) is spelled in the
+# tokens the base learned in stage 0 (`▁red`), not in marker-less twins (`red`) its corpus never has, and an answer
+# letter is the same token as the option's label (microcosm v2.4, docs/results.md).
+QUOTE_SPACE = r'(?<=["\n])(?=[A-Za-z0-9])'
 
 def train_tokenizer(texts, vocab_size: int = 2000, kind: str = "bpe") -> PreTrainedTokenizerFast:
     "Train a `kind` (`bpe` or `word`) tokenizer on `texts` with the LLaVA special tokens; `<s>` is prepended on encode."
@@ -47,7 +48,7 @@ def train_tokenizer(texts, vocab_size: int = 2000, kind: str = "bpe") -> PreTrai
         trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False)
     else: raise MMKitError(f"train_tokenizer: unknown kind {kind!r} (expected 'bpe' or 'word')")
     pre += [pre_tokenizers.Punctuation(), pre_tokenizers.Digits(individual_digits=True)]
-    tok.normalizer = normalizers.Replace(Regex(QUOTE_SPACE), '" ')
+    tok.normalizer = normalizers.Replace(Regex(QUOTE_SPACE), " ")
     tok.pre_tokenizer = pre_tokenizers.Sequence(pre)
     tok.decoder = decoders.Metaspace(**meta)
     tok.train_from_iterator(list(texts), trainer)

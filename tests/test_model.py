@@ -51,6 +51,22 @@ def test_tokenizer_roundtrip(tmp_path, kind):
     assert t2.decode(t2(text)["input_ids"], skip_special_tokens=False).startswith("<s>")
 
 
+def test_quoted_words_are_spelled_as_in_running_text(tmp_path):
+    """A quoted answer uses the same word tokens as the corpus's running text, and an answer letter the same token as
+    the option label starting its line, also after a save and reload."""
+    t = train_tokenizer(["a red circle is at the top left. 12 plus 7 is 19."] * 5, vocab_size=200)
+    t.save_pretrained(tmp_path); t2 = AutoTokenizer.from_pretrained(tmp_path)
+    for tk in (t, t2):
+        running = tk.tokenize("is at the top left. plus 7")
+        quoted = tk.tokenize('The best answer is "top left". "7"')
+        assert quoted[quoted.index('"') + 1:quoted.index('"') + 3] == running[3:5] == ["▁top", "▁left"]
+        assert quoted[-3:-1] == running[-2:] == ["▁", "7"]
+        label, answer = tk.tokenize('top?\nB. left'), tk.tokenize('is "B".')     # an option's label is its answer letter
+        assert label[label.index("\n") + 1] == answer[answer.index('"') + 1] == "▁B"
+        prompt = tk('The best answer is "', add_special_tokens=False)["input_ids"]    # the prefill is a prefix
+        assert tk('The best answer is "top left".', add_special_tokens=False)["input_ids"][:len(prompt)] == prompt
+
+
 # --- model: forward, backward, generate, save/reload, pipeline --------------------------------------------------------
 def test_forward_backward_generate(tiny, batch):
     model, proc = tiny
