@@ -762,7 +762,8 @@ def stage_keys(m: dict, size: str, scale: str, seed: int, stage0: dict, stage1: 
     data* it depends on, chained, so a changed stage 1 reuses a finished stage 0 and a changed generator retrains
     exactly what it feeds — the tokenizer's key covers every text it is trained on (`tokenizer_texts`)."""
     from mmkit import tasks
-    kt = config_hash(dict(vocab=VOCAB.get(size, 1500), texts=config_hash(texts if texts is not None else tokenizer_texts(m))))
+    kt = config_hash(dict(vocab=VOCAB.get(size, 1500), texts=config_hash(texts if texts is not None else tokenizer_texts(m)),
+                          normalizer=QUOTE_SPACE))
     k0 = config_hash(dict(kt=kt, size=size, shape=SIZES.get(size), scale=scale, seed=seed, s0=STAGES["stage0"], o0=stage0,
                           corpus=config_hash(list(m["corpus"]))))
     kv = config_hash(dict(k0=k0, sv=STAGES["vision"], n=VISION_SCENES.get(scale, 36_000)))
