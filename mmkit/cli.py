@@ -95,7 +95,7 @@ def _key_values(pairs: list[str], flag: str) -> dict:
     return out
 
 def cmd_base(a):
-    from mmkit.train import build_base, stage_args
+    from mmkit.train import build_base, gate_failures, stage_args
     from mmkit.config import read_json
     s0, s1 = _key_values(a.stage0, "--stage0"), _key_values(a.stage1, "--stage1")
     stage_args("stage0", **s0); stage_args("stage1", **s1)           # unknown settings fail here, before any work
@@ -107,8 +107,11 @@ def cmd_base(a):
           + (f" ({g0['after_copy_warmup']['repeat_ratio']:.2f} after the copying warm-up)" if g0.get("after_copy_warmup") else "")
           + f", look-up {g0['lookup_accuracy']:.1%}"
           + (f" (first-named object on {g0['lookup_first_named']:.1%} of the others)" if g0.get("lookup_first_named") is not None else "")
-          + (f"; naming any object of the scene gets {g0['lookup_any_object']:.1%}" if g0.get("lookup_any_object") is not None else ""))
-    if info.get("gate_failures"): print("gates missed: " + "; ".join(info["gate_failures"]))
+          + (f"; naming any object of the scene gets {g0['lookup_any_object']:.1%}" if g0.get("lookup_any_object") is not None else "")
+          + (f"; the look-up as a pick-one quiz line {g0['lookup_pick_accuracy']:.1%} (a random letter {g0['lookup_pick_chance']:.1%})"
+             if g0.get("lookup_pick_accuracy") is not None else ""))
+    failed = gate_failures(info["gates"])                       # today's GATES, also for a base cached before a gate was added
+    if failed: print("gates missed: " + "; ".join(failed))
     print(f"gate 1 (alignment, unseen scenes): exact {g1['exact']:.1%}, color {g1['color']:.1%}, shape {g1['shape']:.1%}, "
           f"size {g1['size']:.1%}, count {g1['count']:.1%}"
           + (f"; one cell read straight from the image {g1['image_lookup_accuracy']:.1%} (after its own caption "

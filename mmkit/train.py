@@ -449,6 +449,7 @@ GATES = {  # name: (where in base.json's gates, comparison, threshold)
     "knowledge": (("stage0", "knowledge_accuracy"), ">=", 0.95),
     "caption shape": (("stage1", "shape"), ">=", 0.90),
     "image look-up": (("stage1", "image_lookup_accuracy"), ">=", 0.90),   # not in issue 21's list: see gate1
+    "pick-one": (("stage0", "lookup_pick_accuracy"), ">=", 0.90),   # not in issue 21's list: choosing among lettered options
 }
 
 def gate_failures(gates: dict) -> list[str]:

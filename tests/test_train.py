@@ -318,7 +318,8 @@ def test_base_gates_are_measured_recorded_and_checked_before_stage2(tmp_path, te
     cw = s0["after_copy_warmup"]                          # stage 0 opened with its copying warm-up, measured on its own
     assert cw["repeat_first_loss"] > 0 and abs(cw["repeat_ratio"] - cw["repeat_second_loss"] / cw["repeat_first_loss"]) < 1e-3
     assert info["gate_failures"] == T.gate_failures(g)
-    assert T.gate_failures({"stage0": dict(repeat_ratio=0.1, lookup_accuracy=0.95, knowledge_accuracy=0.99), "stage1": dict(shape=0.95, image_lookup_accuracy=0.95)}) == []
+    assert T.gate_failures({"stage0": dict(repeat_ratio=0.1, lookup_accuracy=0.95, knowledge_accuracy=0.99, lookup_pick_accuracy=0.95),
+                            "stage1": dict(shape=0.95, image_lookup_accuracy=0.95)}) == []
     assert T.gate_failures({"stage0": dict(repeat_ratio=0.5)})[0].startswith("copying: stage0.repeat_ratio = 0.5")
     res = T.train_stage2("mlan", tmp_path/"r", size="test", scale="test", budget=16, epochs=1)
     assert res["base_gate_failures"] == info["gate_failures"]
