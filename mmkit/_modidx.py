@@ -243,6 +243,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'mmkit.report._empty': ('report.html#_empty', 'mmkit/report.py'),
                               'mmkit.report._fmt': ('report.html#_fmt', 'mmkit/report.py'),
                               'mmkit.report._form_rows': ('report.html#_form_rows', 'mmkit/report.py'),
+                              'mmkit.report._gate_failures': ('report.html#_gate_failures', 'mmkit/report.py'),
                               'mmkit.report._order': ('report.html#_order', 'mmkit/report.py'),
                               'mmkit.report._result_row': ('report.html#_result_row', 'mmkit/report.py'),
                               'mmkit.report._skill_cols': ('report.html#_skill_cols', 'mmkit/report.py'),

@@ -43,6 +43,11 @@ def _skip(r: dict, e: Exception, file: str, damaged: dict | None):
         import warnings
         warnings.warn(f"report: run {r['name']} left out: {_damage(r, e, file)}")
 
+def _gate_failures(m: dict) -> list[str]:
+    "The gates the run's base misses under today's `GATES` where its base.json is still there, else those the run recorded."
+    now = mruns._base_gate_failures(m["base_path"]) if m.get("base_path") else None
+    return now if now is not None else list(m.get("base_gate_failures") or [])
+
 def _result_row(r: dict) -> dict:
     "The `results_frame` row of one complete run (raises on metrics of an unexpected shape)."
     m, cfg = r["metrics"], r["config"] or {}
@@ -67,7 +72,7 @@ def _result_row(r: dict) -> dict:
     row.update(tokens_text=tt.get("text", 0), tokens_image=tt.get("image", 0),
                tokens_total=tt.get("total", tt.get("text", 0) + tt.get("image", 0)),
                final_loss=m.get("final_loss"), final_answer_loss=m.get("final_answer_loss"), train_seconds=m.get("train_seconds"),
-               base_gate_failures="; ".join(m.get("base_gate_failures") or []), path=str(r["path"]))
+               base_gate_failures="; ".join(_gate_failures(m)), path=str(r["path"]))
     row["variant"] = mruns.default_run_name(**{k: v for k, v in params.items() if k in mruns.IDENTITY and k != "seed"},
                                             seed=0) if row["recipe"] else r["name"]
     for c in [*SUITES, "pope_f1", *AVERAGES, *CONTROL_COLS, *CHECK_COLS, *TOKEN_COLS, "language_fraction", "final_loss", "train_seconds",
@@ -449,7 +454,7 @@ def write_report(out_dir=None, runs_dir=None, readme=None) -> dict:
           to_markdown(controls) if len(controls) else "_no run has controls yet (`mmkit controls` scores them)_\n",
           "\n*answer loss*: stage 2's loss on the answers' content tokens (not the fixed lead), mean of the last logged value "
           "over seeds; a uniform guess among four letters is 1.386 nats.\n",
-          *([f"\n**Base gates missed** (`mmkit.train.GATES`; the runs were trained anyway): "
+          *([f"\n**Base gates missed** (today's `mmkit.train.GATES`; the runs were trained anyway): "
              + "; ".join(sorted({g for g in df.base_gate_failures if g})) + "\n"] if len(df) and any(df.base_gate_failures) else []),
           "\n## Checks: log-likelihood scoring, blind images, negative control\n\nPer recipe (%, mean ± 95 % CI): the language "
           "and vision averages with the paper's generate scorer and with the log-likelihood scorer (the option whose tokens the "
