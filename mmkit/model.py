@@ -29,9 +29,9 @@ IMAGE_TOKEN, PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN = "<image>", "<pad>", "<
 SPECIAL_TOKENS = [UNK_TOKEN, PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, IMAGE_TOKEN]
 _ALPHABET = [chr(i) for i in range(32, 127)] + ["\n", "▁"]
 # A word or number right after an opening quote or a newline gets the space that precedes it everywhere else (`"red"`
-# reads as `" red"`, `\nB. red` as `\n B. red`), so a quoted answer (`The best answer is "red".`) is spelled in the
-# tokens the base learned in stage 0 (`▁red`), not in marker-less twins (`red`) its corpus never has, and an answer
-# letter is the same token as the option's label (microcosm v2.4, docs/results.md).
+# reads as `" red"`, `\nWhat` as `\n What`), so a quoted answer (`The best answer is "red".`) is spelled in the tokens
+# the base learned in stage 0 (`▁red`), not in marker-less twins (`red`) its corpus never has, and a line's first word
+# is the word of running text (microcosm v2.4, docs/results.md).
 QUOTE_SPACE = r'(?<=["\n])(?=[A-Za-z0-9])'
 
 def train_tokenizer(texts, vocab_size: int = 2000, kind: str = "bpe") -> PreTrainedTokenizerFast:

@@ -52,8 +52,8 @@ def test_tokenizer_roundtrip(tmp_path, kind):
 
 
 def test_quoted_words_are_spelled_as_in_running_text(tmp_path):
-    """A quoted answer uses the same word tokens as the corpus's running text, and an answer letter the same token as
-    the option label starting its line, also after a save and reload."""
+    """A quoted answer and a line's first word use the same word tokens as the corpus's running text, and an answer
+    letter the same token as the option label starting its line, also after a save and reload."""
     t = train_tokenizer(["a red circle is at the top left. 12 plus 7 is 19."] * 5, vocab_size=200)
     t.save_pretrained(tmp_path); t2 = AutoTokenizer.from_pretrained(tmp_path)
     for tk in (t, t2):
@@ -62,7 +62,9 @@ def test_quoted_words_are_spelled_as_in_running_text(tmp_path):
         assert quoted[quoted.index('"') + 1:quoted.index('"') + 3] == running[3:5] == ["▁top", "▁left"]
         assert quoted[-3:-1] == running[-2:] == ["▁", "7"]
         label, answer = tk.tokenize('top?\nB. left'), tk.tokenize('is "B".')     # an option's label is its answer letter
-        assert label[label.index("\n") + 1] == answer[answer.index('"') + 1] == "▁B"
+        assert label[label.index("\n") + 1:label.index(".")] == answer[answer.index('"') + 1:-2] == tk.tokenize("left B")[len(tk.tokenize("left")):]
+        line = tk.tokenize("top.\nleft")                                          # a line's first word is the running text's
+        assert line[line.index("\n") + 1] == "▁left"
         prompt = tk('The best answer is "', add_special_tokens=False)["input_ids"]    # the prefill is a prefix
         assert tk('The best answer is "top left".', add_special_tokens=False)["input_ids"][:len(prompt)] == prompt
 
