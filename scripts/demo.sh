@@ -31,7 +31,7 @@ if [ -z "$base" ]; then base="$(python -c 'from mmkit.config import settings; pr
 
 if [ "$base" = microcosm ]; then
   echo "[demo] step 1/2: the microcosm data and base (mmkit base${size:+ --size $size}${scale:+ --scale $scale}):" \
-       "stage 0 language model, vision pretraining, stage 1 alignment; built once (about 18.5 min on 2 CPU cores), then cached"
+       "stage 0 language model, vision pretraining, stage 1 alignment; built once (about 18 min on 2 CPU cores), then cached"
   mmkit base ${size:+--size "$size"} ${scale:+--scale "$scale"}
 else
   echo "[demo] step 1/2: base $base (not the microcosm's: nothing to build)"
