@@ -751,12 +751,12 @@ TEMPLATE_REPEATS = 200   # copies of the v1 template's own text among the tokeni
 
 def tokenizer_texts(m: dict) -> list[str]:
     """Every text the microcosm tokenizer is trained on: the stage-0 corpus, all instruction-pool turns, all captions,
-    and the v1 chat template's text (`TEMPLATE_REPEATS` times), so that its system prompt takes 26 tokens rather than
-    81 spelled letter by letter (stage 0 still never trains on the template)."""
-    t = TEMPLATES["v1"]
+    and the v1 chat template's text (`TEMPLATE_REPEATS` times), so that the template takes 34 tokens rather than 97
+    spelled almost letter by letter (stage 0 still never trains on the template)."""
+    v1 = TEMPLATES["v1"]
     return (list(m["corpus"]) + [t["value"] for c in m["pools"]["conversations"] for t in c]
             + [t["value"] for c in m["captions"]["conversations"] for t in c]
-            + [t.system + t.user.format("") + t.assistant] * TEMPLATE_REPEATS)
+            + [v1.system + v1.user.format("") + v1.assistant] * TEMPLATE_REPEATS)
 
 def stage_keys(m: dict, size: str, scale: str, seed: int, stage0: dict, stage1: dict, texts=None) -> dict:
     """The work-folder key of each base-building step (`tokenizer`, `stage0`, `vision`, `stage1`): the settings *and the
