@@ -83,6 +83,25 @@ def test_cells_first_captions_state_the_same_objects_cell_by_cell(micro):
     with pytest.raises(MMKitError, match="cells_first"): T.cells_first_captions(other, 0.5)
     with pytest.raises(MMKitError, match="share must be in"): T.cells_first_captions(caps, 1.5)
 
+def test_text_before_image_puts_unsupervised_text_between_bos_and_the_image(micro, fresh):
+    "text_before puts the start of a corpus text after <s> and before the image, unsupervised, in that share of captions."
+    _, proc = build_tiny_llava(fresh, "test")
+    enc = mdata.encode(micro["captions"].select(range(16)), proc, template="plain")
+    img = proc.tokenizer.convert_tokens_to_ids("<image>")
+    out = T.text_before_image(enc, micro["corpus"], proc.tokenizer, 1.0, seed=0)
+    for a, b in zip(enc, out):
+        k = b["input_ids"].index(img) - 1                          # the tokens put in
+        assert 4 <= k <= 48 and b["input_ids"][0] == a["input_ids"][0] == proc.tokenizer.bos_token_id
+        assert b["input_ids"][k + 1:] == a["input_ids"][1:] and b["labels"][k + 1:] == a["labels"][1:]
+        assert b["labels"][1:k + 1] == [-100] * k and b["length"] == len(b["input_ids"]) == a["length"] + k
+        assert b["n_text_tokens"] == a["n_text_tokens"] + k
+    assert T.text_before_image(enc, micro["corpus"], proc.tokenizer, 0.0)["input_ids"] == enc["input_ids"]
+    half = T.text_before_image(enc, micro["corpus"], proc.tokenizer, 0.5)["input_ids"]
+    assert 0 < sum(h != e for h, e in zip(half, enc["input_ids"])) < len(enc)
+    with pytest.raises(MMKitError, match="share must be in"): T.text_before_image(enc, micro["corpus"], proc.tokenizer, 1.5)
+    assert T.stage_args("stage1", text_before=0.5)["text_before"] == 0.5 and "text_before" not in T.STAGES["stage1"]
+    with pytest.raises(MMKitError, match="unknown setting"): T.stage_args("stage2", text_before=0.5)
+
 def test_caption_scores_read_cells_first_captions():
     from mmkit import world as W
     sc = W.Scene((W.Obj("circle", "orange", "large", 0, 0), W.Obj("square", "blue", "small", 2, 2)))
