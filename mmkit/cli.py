@@ -116,6 +116,7 @@ def cmd_base(a):
           f"size {g1['size']:.1%}, count {g1['count']:.1%}"
           + (f"; one cell read straight from the image {g1['image_lookup_accuracy']:.1%} (after its own caption "
              f"{g1['image_lookup_after_caption']:.1%}; any object of the scene {g1['image_lookup_any_object']:.1%})"
+             + (f"; inside the chat template {g1['image_lookup_in_template']:.1%}" if g1.get("image_lookup_in_template") is not None else "")
              if g1.get("image_lookup_accuracy") is not None else ""))
 
 def _summary(run: Path):

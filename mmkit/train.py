@@ -15,18 +15,18 @@ from transformers import PreTrainedModel, Trainer, TrainerCallback, TrainingArgu
 from .config import (MMKitError, atomic_write_json, atomic_write_text, cache_dir, config_hash, env_info, read_json, settings,
                           use_cpu)
 from .model import (POLICIES, SIZES, apply_policy, build_tiny_llava, cpu_eager_attention, encode_conversation, load_image, load_model, merge_lora, no_cudnn_attention,
-                         save_model, train_tokenizer, param_counts, generation_prompt, image_token_count, QUOTE_SPACE, TEMPLATES)
+                         save_model, train_tokenizer, param_counts, generation_prompt, image_token_count, QUOTE_SPACE, TEMPLATES, IMAGE_TOKEN)
 from . import data as mdata
 
 # %% auto #0
-__all__ = ['STAGES', 'GATES', 'BASE_FILES', 'VOCAB', 'MICROCOSM_STAGE1', 'VISION_SCENES', 'COPY_STEPS', 'TEMPLATE_REPEATS',
-           'stage_args', 'cpu_bf16_attention', 'bf16_available', 'answer_masks', 'MMTrainer',
-           'last_complete_checkpoint', 'cxx_compiler', 'compiled_training', 'run_trainer', 'lm_blocks', 'copy_blocks',
-           'train_stage0', 'knowledge_probes', 'perplexity', 'greedy', 'repeat_gate', 'lookup_gate', 'gate0',
-           'gate_failures', 'CellProbe', 'cell_labels', 'probe_dataset', 'pretrain_vision', 'probe_accuracy',
+__all__ = ['STAGES', 'OPTIONAL_SETTINGS', 'GATES', 'IMAGE_LAYOUTS', 'BASE_FILES', 'VOCAB', 'MICROCOSM_STAGE1', 'VISION_SCENES',
+           'COPY_STEPS', 'TEMPLATE_REPEATS', 'stage_args', 'cpu_bf16_attention', 'bf16_available', 'answer_masks',
+           'MMTrainer', 'last_complete_checkpoint', 'cxx_compiler', 'compiled_training', 'run_trainer', 'lm_blocks',
+           'copy_blocks', 'train_stage0', 'knowledge_probes', 'perplexity', 'greedy', 'repeat_gate', 'lookup_gate',
+           'gate0', 'gate_failures', 'CellProbe', 'cell_labels', 'probe_dataset', 'pretrain_vision', 'probe_accuracy',
            'replay_blocks', 'cells_first_captions', 'text_before_image', 'train_stage1', 'parse_description',
-           'caption_scores', 'gate1', 'check_base', 'resolve_base', 'answer_lead_ids', 'train_stage2',
-           'tokenizer_texts', 'stage_keys', 'base_key', 'base_path', 'base_shape', 'build_base']
+           'caption_scores', 'cell_questions', 'named_cells', 'gate1', 'check_base', 'resolve_base', 'answer_lead_ids',
+           'train_stage2', 'tokenizer_texts', 'stage_keys', 'base_key', 'base_path', 'base_shape', 'build_base']
 
 # %% ../nbs/05_train.ipynb #693cc043
 STAGES = {
@@ -39,6 +39,10 @@ STAGES = {
                    max_length=2048, replay=0.15),
 }
 
+# Settings a stage accepts that its `STAGES` row leaves out, so that the default base's key (which hashes the row) stays
+# the same when one is added: off unless given (`mmkit base --stage1 text_before=0.5`).
+OPTIONAL_SETTINGS = {"stage1": ("text_before",)}
+
 def stage_args(stage: str, **overrides) -> dict:
     "The `STAGES[stage]` row with `overrides` (None values ignored); unknown keys are an error."
     if stage not in STAGES: raise MMKitError(f"unknown stage {stage!r} (known: {', '.join(STAGES)})")
@@ -46,7 +50,7 @@ def stage_args(stage: str, **overrides) -> dict:
     for k, v in overrides.items():
         if v is None: continue
         if k not in row and k not in ("max_steps", "save_steps", "seed", "bf16", "group", "grad_accum", "logging_steps", "lora", "resume",
-                                      "gradient_checkpointing", "compile") and not (stage == "stage1" and k == "text_before"):
+                                      "gradient_checkpointing", "compile") and k not in OPTIONAL_SETTINGS.get(stage, ()):
             raise MMKitError(f"{stage}: unknown setting {k!r}")
         row[k] = v
     return row
@@ -643,27 +647,43 @@ def caption_scores(scenes, captions) -> dict:
                 size=round(tot["size"] / n, 4), precision=round(tot["correct_predicted"] / max(1, tot["predicted"]), 4),
                 count=round(tot["count"] / max(1, len(scenes)), 4), scenes=len(scenes), objects=tot["objects"])
 
+def cell_questions(n: int, seed: int = 12345):
+    "`n` unseen (held-out-part) scenes, one object of each, and `The <cell> cell holds` for its cell: `(scenes, asked, cells)`."
+    import random
+    from mmkit import world as W
+    rng = random.Random(seed)
+    scenes = [W.sample_split_scene(rng, heldout=True) for _ in range(n)]
+    asked = [rng.choice(s.objects) for s in scenes]
+    return scenes, asked, [f"The {s.pos(o)} cell holds" for s, o in zip(scenes, asked)]
+
+_V1 = TEMPLATES["v1"]
+IMAGE_LAYOUTS = {  # where an image sits before a cell's prompt `c`: stage 1's own layout, and two places inside the v1 chat
+    "plain": lambda c: generation_prompt("", template="plain", has_image=True, answer_prefix="") + c,
+    "in the user turn": lambda c: _V1.system + _V1.user.format(IMAGE_TOKEN + "\n" + c).rstrip(),
+    "after ASSISTANT:": lambda c: generation_prompt("Describe the picture.", has_image=True, answer_prefix=c)}
+
+def named_cells(model, processor, prompts, images) -> list[str]:
+    "Greedy completions of `prompts` with `images`, after their article: what a cell's object name is compared with."
+    return [_after_article(x) for x in greedy(model, processor, prompts, images=images, max_new_tokens=5)]
+
 def gate1(model, processor, n: int = 100, seed: int = 12345, image_size: int | None = None) -> dict:
     """Stage-1 gate: caption `n` unseen (held-out-part) scenes and score them per object; then read one cell of each
     straight from the image (`image_lookup_accuracy`: the image, then `The <cell> cell holds`, greedy must name the
     object there after its article; `image_lookup_any_object`: naming one of the scene's objects at random), and the same cell once the
-    model has written its own caption (`image_lookup_after_caption`)."""
-    import random
+    model has written its own caption (`image_lookup_after_caption`), and inside the v1 chat template, after
+    `ASSISTANT:` (`image_lookup_in_template`), where stage 2 and every held-out prompt put the image."""
     from mmkit import world as W
     size = image_size or processor.image_processor.crop_size["height"]
-    rng = random.Random(seed)
-    scenes = [W.sample_split_scene(rng, heldout=True) for _ in range(n)]
+    scenes, asked, cell = cell_questions(n, seed)
     images = [W.render(s, size) for s in scenes]
-    prompt = generation_prompt("", template="plain", has_image=True, answer_prefix="")
+    prompt = IMAGE_LAYOUTS["plain"]("")
     caps = greedy(model, processor, [prompt] * n, images=images, max_new_tokens=72)
     out = caption_scores(scenes, caps)
-    asked = [rng.choice(s.objects) for s in scenes]
-    cell = [f"The {s.pos(o)} cell holds" for s, o in zip(scenes, asked)]
-    direct = [_after_article(x) for x in greedy(model, processor, [prompt + c for c in cell], images=images, max_new_tokens=5)]
-    after = [_after_article(x) for x in greedy(model, processor, [f"{prompt}{cap.strip()} {c}" for cap, c in zip(caps, cell)],
-                                                 images=images, max_new_tokens=5)]
+    direct = named_cells(model, processor, [prompt + c for c in cell], images)
+    after = named_cells(model, processor, [f"{prompt}{cap.strip()} {c}" for cap, c in zip(caps, cell)], images)
+    template = named_cells(model, processor, [IMAGE_LAYOUTS["after ASSISTANT:"](c) for c in cell], images)
     hit = lambda outs: round(sum(x.startswith(o.name) for x, o in zip(outs, asked)) / n, 4)
-    out.update(image_lookup_accuracy=hit(direct), image_lookup_after_caption=hit(after),
+    out.update(image_lookup_accuracy=hit(direct), image_lookup_after_caption=hit(after), image_lookup_in_template=hit(template),
                image_lookup_any_object=round(sum(1 / len(s.objects) for s in scenes) / n, 4))
     out["examples"] = [dict(truth=W.describe(s), caption=c) for s, c in list(zip(scenes, caps))[:5]]
     out["image_lookup_examples"] = [dict(prompt=c, answer=o.name, output=d) for c, o, d in list(zip(cell, asked, direct))[:4]]

@@ -329,6 +329,9 @@ def test_base_gates_are_measured_recorded_and_checked_before_stage2(tmp_path, te
     assert {"repeat_ratio", "lookup_accuracy", "knowledge_accuracy"} <= set(g["stage0"]) and "shape" in g["stage1"]
     g1 = g["stage1"]                                     # one cell read from the image, directly and after the model's own caption
     assert 0 <= g1["image_lookup_accuracy"] <= 1 and 0 <= g1["image_lookup_after_caption"] <= 1 and 0.25 <= g1["image_lookup_any_object"] <= 1
+    assert 0 <= g1["image_lookup_in_template"] <= 1                # the same cells after the chat template's ASSISTANT:
+    prompt = T.IMAGE_LAYOUTS["after ASSISTANT:"]("The top left cell holds")
+    assert prompt.startswith(T.TEMPLATES["v1"].system) and prompt.endswith("ASSISTANT: The top left cell holds") and "<image>" in prompt
     assert g1["image_lookup_examples"][0]["prompt"].endswith("cell holds")
     s0 = g["stage0"]                                     # a miss's two readings: scenes that need a look-up, a position habit
     assert 0 <= s0["lookup_accuracy_several"] <= 1 and (s0["lookup_first_named"] is None or 0 <= s0["lookup_first_named"] <= 1)
