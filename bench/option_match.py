@@ -16,7 +16,7 @@ from mmkit import data as mdata
 from mmkit.benchmarks import parse_choices
 from mmkit.evaluate import control_suites, evaluate
 from mmkit.model import load_model
-from mmkit.tasks import ANSWER_STYLE, LETTERS
+from mmkit.tasks import LETTERS, record_answer
 from mmkit.train import train_stage2
 
 
@@ -35,9 +35,8 @@ def main():
     ap.add_argument("--as-is", action="store_true", help="train and score the records unchanged (the full task, for comparison)")
     a = ap.parse_args()
 
-    lead, tail = ANSWER_STYLE.split("{}")
     def fix(r):
-        letter = r["conversations"][1]["value"][len(lead):-len(tail)]
+        letter = record_answer(r["conversations"][1]["value"])
         return dict(r, conversations=[dict(r["conversations"][0], value=recast(r["conversations"][0]["value"], letter)),
                                       r["conversations"][1]])
     pool = mdata.microcosm_pools(seed=0, scale="default").filter(lambda r: r["task"] == a.task)

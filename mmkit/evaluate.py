@@ -507,13 +507,11 @@ def control_suites(n_per_task: int = 60, seed: int = CONTROL_SEED, image_size: i
     "`{task: [eval item, …]}`: `n_per_task` fresh items of every stage-2 training task, answers taken from the records."
     from mmkit import tasks
     from mmkit.model import IMAGE_TOKEN
-    lead, tail = tasks.ANSWER_STYLE.split("{}")
     out = {}
     for r in tasks.instruction_pools(seed=seed, n_per_task=n_per_task, image_size=image_size):
         human, gpt = r["conversations"][0]["value"], r["conversations"][1]["value"]
-        if not (gpt.startswith(lead) and gpt.endswith(tail)):
-            raise MMKitError(f"control_suites: record {r['id']!r}: answer {gpt!r} is not in tasks.ANSWER_STYLE")
-        answer = gpt[len(lead):len(gpt) - len(tail)]
+        try: answer = tasks.record_answer(gpt)
+        except MMKitError as e: raise MMKitError(f"control_suites: record {r['id']!r}: {e}") from None
         q = human.replace(IMAGE_TOKEN, "").strip()
         choices = parse_choices(q)                                  # the options as `tasks._options` writes them
         kind = "letter" if choices else ("yesno" if answer.lower() in ("yes", "no") else "short")

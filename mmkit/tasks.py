@@ -13,13 +13,13 @@ from .world import (SHAPES, COLORS, OBJECT_SIZES, ROWS, COLS, Scene, sample_spli
 import mmkit.world as world
 
 # %% auto #0
-__all__ = ['LETTERS', 'ANSWER_STYLE', 'SHORT_SUFFIX', 'MC_SUFFIX', 'YN_SUFFIX', 'GENERIC_SUFFIX', 'GENERIC_SHARE',
-           'PASSAGE_INTRO', 'Q', 'K', 'NAMES', 'PLACES', 'PRONOUN', 'CONTEXT_KINDS', 'STAGE0_WEIGHTS', 'WORDS',
-           'SYLLABLES', 'PSEUDO_WORDS', 'CONCEPTS', 'PICK_SHARE', 'SCENE_YN', 'YN', 'IMK', 'TRAIN_TASKS',
+__all__ = ['LETTERS', 'ANSWER_STYLE', 'MC_ANSWER_STYLE', 'SHORT_SUFFIX', 'MC_SUFFIX', 'YN_SUFFIX', 'GENERIC_SUFFIX',
+           'GENERIC_SHARE', 'PASSAGE_INTRO', 'Q', 'K', 'NAMES', 'PLACES', 'PRONOUN', 'CONTEXT_KINDS', 'STAGE0_WEIGHTS',
+           'WORDS', 'SYLLABLES', 'PSEUDO_WORDS', 'CONCEPTS', 'PICK_SHARE', 'SCENE_YN', 'YN', 'IMK', 'TRAIN_TASKS',
            'LANGUAGE_SUITES', 'VISION_SUITES', 'SUITES', 'NEGATIVE_SUITE', 'HELDOUT_N', 'INSTR', 'HELDOUT_TEMPLATES',
-           'POPE_CATEGORIES', 'POPULAR', 'HELDOUT_GENERATORS', 'SCALES', 'dataset_digest', 'stage0_corpus',
-           'stage1_captions', 'instruction_pools', 'heldout', 'check_item', 'check_heldout', 'heldout_phrases',
-           'check_leakage', 'export_llava', 'build_microcosm', 'microcosm']
+           'POPE_CATEGORIES', 'POPULAR', 'HELDOUT_GENERATORS', 'SCALES', 'record_answer', 'dataset_digest',
+           'stage0_corpus', 'stage1_captions', 'instruction_pools', 'heldout', 'check_item', 'check_heldout',
+           'heldout_phrases', 'check_leakage', 'export_llava', 'build_microcosm', 'microcosm']
 
 # %% ../nbs/03_tasks.ipynb #5e41ff65
 LETTERS = "ABCDEFGH"
@@ -28,9 +28,12 @@ def _img(scene, image_size):
     return None if scene is None else {"bytes": png_bytes(render(scene, image_size)), "path": None}
 
 ANSWER_STYLE = 'The best answer is "{}".'   # what the evaluation protocol pre-fills; see the note above
+MC_ANSWER_STYLE = 'The best answer is "{}" ({}).'   # multiple choice: the option's text, then its letter
 
 def _record(id, task, modality, human, answer, image=None) -> dict:
-    human, answer = fix_articles(human), ANSWER_STYLE.format(fix_articles(answer))
+    "A LLaVA-format record; `answer` a short answer, or `(option text, letter)` for multiple choice (`MC_ANSWER_STYLE`)."
+    human = fix_articles(human)
+    answer = MC_ANSWER_STYLE.format(fix_articles(answer[0]), answer[1]) if isinstance(answer, tuple) else ANSWER_STYLE.format(fix_articles(answer))
     if image is not None: human = "<image>\n" + human
     return dict(id=id, image=image, conversations=[{"from": "human", "value": human}, {"from": "gpt", "value": answer}],
                 task=task, modality=modality)
@@ -43,6 +46,17 @@ def _place(correct, distractors, gold: int, rng) -> list:
 
 def _options(choices) -> str:
     return "\n".join(f"{L}. {c}" for L, c in zip(LETTERS, choices))
+
+def _mc(choices, gold: int) -> tuple:
+    "The answer of a multiple-choice record: (the right option's text, its letter)."
+    return choices[gold], LETTERS[gold]
+
+def record_answer(gpt: str) -> str:
+    "The gold answer in a training answer: the short answer of `ANSWER_STYLE`, the letter of `MC_ANSWER_STYLE`."
+    for style, group in ((MC_ANSWER_STYLE, 2), (ANSWER_STYLE, 1)):
+        m = re.fullmatch(re.escape(style).replace(re.escape("{}"), "(.*?)"), gpt, re.S)
+        if m: return m.group(group)
+    raise MMKitError(f"record_answer: {gpt!r} is in neither tasks.ANSWER_STYLE nor tasks.MC_ANSWER_STYLE")
 
 def _training_features():
     import datasets
@@ -157,10 +171,12 @@ PICK_SHARE = 0.5   # share of the stage-0 quiz lines in bind, facts and arith do
 
 def _pick(rng, q: str, right: str, pool) -> str:
     """A house-style pick-one quiz line: `q`, then `right` among two or three other values of `pool` under lowercase
-    letters in brackets, then the right letter (`Q: shape at top left? (a) cross (b) circle (c) square A: (b).`).
-    Neither stage 2 nor a held-out set writes options this way; choosing among lettered options is a skill they reuse."""
+    letters in brackets, then the right option and its letter (`Q: shape at top left? (a) cross (b) circle (c) square
+    A: circle (b).`). Neither stage 2 nor a held-out set writes options this way; naming the option, then its letter, is
+    the form stage 2's multiple-choice answers take (`MC_ANSWER_STYLE`). The letter alone right after `A:` never formed
+    (the pick-one gate stayed at 25–31 % on every base up to v2.4)."""
     ch = [right] + rng.sample([x for x in pool if x != right], rng.randint(2, 3)); rng.shuffle(ch)
-    return f"Q: {q}? " + " ".join(f"({'abcd'[i]}) {c}" for i, c in enumerate(ch)) + f" A: ({'abcd'[ch.index(right)]})."
+    return f"Q: {q}? " + " ".join(f"({'abcd'[i]}) {c}" for i, c in enumerate(ch)) + f" A: {right} ({'abcd'[ch.index(right)]})."
 
 def _quiz_at(sc, o, what: str, rng=None) -> str:
     """A house-style quiz line asking the `what` ('colour' or 'shape') of the object `o` at its cell of `sc`; with `rng`,
@@ -334,7 +350,7 @@ def _t_scene_mc(rng, i):
     elif kind == "count":
         n = len(sc.objects); q, ch = _fill(rng, Q[kind]), _place(str(n), [str(x) for x in range(1, 6) if x != n][:3] if n > 4 else [str(x) for x in range(1, 5) if x != n], gold, rng)
     else: q, ch = _fill(rng, IMK["corners_at"], pos=sc.pos(o)), _place(str(CORNERS[o.shape]), [str(v) for v in {0, 3, 4, 12} - {CORNERS[o.shape]}], gold, rng)
-    return f"{_passage(rng, sc)}\n{q}\n{_options(ch)}\n{_suffix(rng, MC_SUFFIX)}", LETTERS[gold], None, [describe(sc)]
+    return f"{_passage(rng, sc)}\n{q}\n{_options(ch)}\n{_suffix(rng, MC_SUFFIX)}", _mc(ch, gold), None, [describe(sc)]
 
 def _knowledge_q(rng):
     kind = rng.choice(["corners", "meaning", "creature_color", "creature_shape", "creature_name", "plus"])
@@ -365,7 +381,7 @@ def _t_knowledge_mc(rng, i):
     else:
         a, b = rng.randint(0, ARITH_MAX), rng.randint(0, ARITH_MAX); q = _fill(rng, K["plus"], a=a, b=b)
         ch = _place(str(a + b), _plus_distractors(rng, a + b), gold, rng)
-    return f"{q}\n{_options(ch)}\n{_suffix(rng, MC_SUFFIX)}", LETTERS[gold], None, []
+    return f"{q}\n{_options(ch)}\n{_suffix(rng, MC_SUFFIX)}", _mc(ch, gold), None, []
 
 YN = {
     "corners": ["Does a {shape} have {n} corners?", "Are there {n} corners on a {shape}?", "Has a {shape} got {n} corners?"],
@@ -424,7 +440,7 @@ def _t_image_knowledge_mc(rng, i):
     elif kind == "meaning_at": ch = _place(MEANINGS[o.color], rng.sample([m for m in MEANINGS.values() if m != MEANINGS[o.color]], 3), gold, rng)
     else:
         cr = creature_of(o.color, o.shape); ch = _place(cr, rng.sample([c for c in CREATURES if c != cr], 3), gold, rng)
-    return f"{q}\n{_options(ch)}\n{_suffix(rng, MC_SUFFIX)}", LETTERS[gold], sc, [describe(sc)]
+    return f"{q}\n{_options(ch)}\n{_suffix(rng, MC_SUFFIX)}", _mc(ch, gold), sc, [describe(sc)]
 
 TRAIN_TASKS = {  # name: (generator, modality, default size per task)
     "scene_qa": (_t_scene_qa, "language", 800), "scene_yn": (_t_scene_yn, "language", 800), "scene_mc": (_t_scene_mc, "language", 800),

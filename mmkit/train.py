@@ -409,8 +409,9 @@ def lookup_gate(model, processor, n: int = 100, seed: int = 12345) -> dict:
     `lookup_any_object`, the accuracy of naming one of the scene's objects at random (what finding the objects without
     binding them to their cells gets); `lookup_other_object`, the share of misses that name another object of the scene;
     `lookup_pick_accuracy`, the same look-up asked as the corpus's pick-one quiz line (`tasks._pick`: the shape at a cell
-    among three or four lettered options; a random letter gets `lookup_pick_chance`)."""
-    import random
+    among three or four lettered options, answered with the option and its letter; right when the first letter in
+    brackets it writes is the right option's; a random letter gets `lookup_pick_chance`)."""
+    import random, re
     from mmkit import world as W
     rng = random.Random(seed); prompts, gold, first, names, asked = [], [], [], [], []
     for _ in range(n):
@@ -422,9 +423,10 @@ def lookup_gate(model, processor, n: int = 100, seed: int = 12345) -> dict:
     picks, letters, chance = [], [], []
     for d, sc, o in asked:                                      # the same scenes and cells, asked as pick-one questions
         q, a = _pick(rng, f"shape at {sc.pos(o)}", o.shape, W.SHAPES).rsplit(" A: ", 1)
-        picks.append(f"{d} {q} A:"); letters.append(a[:3]); chance.append(1 / q.count(") "))
+        picks.append(f"{d} {q} A:"); letters.append(re.search(r"\(([a-d])\)", a)[1]); chance.append(1 / q.count(") "))
     outs = [_after_article(o) for o in greedy(model, processor, prompts, max_new_tokens=5)]
-    pick_ok = [o.strip().startswith(l) for o, l in zip(greedy(model, processor, picks, max_new_tokens=4), letters)]
+    first_letter = lambda o: (m := re.search(r"\(([a-d])\)", o)) and m[1]
+    pick_ok = [first_letter(o) == l for o, l in zip(greedy(model, processor, picks, max_new_tokens=8), letters)]
     ok = [o.startswith(g) for o, g in zip(outs, gold)]
     share = lambda xs: round(sum(xs) / len(xs), 4) if xs else None
     return dict(lookup_accuracy=round(sum(ok) / n, 4), lookup_items=n,
@@ -781,8 +783,10 @@ def train_stage2(recipe: str, out_dir, base=None, *, budget: int | None = None, 
 VOCAB = {"test": 600, "small": 1200, "deep": 1200, "default": 1500}
 # Half the captions state cells first (reading one cell straight from the image: 9.5 -> 94 %); that costs the canonical
 # captions practice and the LM its facts, which 3 epochs and one replayed corpus block per caption win back
-# (small shape: caption shape 78.5 -> 95.0 %, knowledge 74.3 -> 94.3 %; docs/results.md, microcosm v2.3).
-MICROCOSM_STAGE1 = dict(policy="stage1_lm", lr=1e-3, epochs=3, replay=1.0, cells_first=0.5)
+# (small shape: caption shape 78.5 -> 95.0 %, knowledge 74.3 -> 94.3 %; docs/results.md, microcosm v2.3). Half of them
+# start with stage-0 text before the image, so the image is read where the chat template puts it, after text
+# (`The <cell> cell holds` after the template's `ASSISTANT:` 62 -> 95 %; microcosm v2.5).
+MICROCOSM_STAGE1 = dict(policy="stage1_lm", lr=1e-3, epochs=3, replay=1.0, cells_first=0.5, text_before=0.5)
 VISION_SCENES = {"test": 256, "default": 36_000}
 COPY_STEPS = {"test": 16, "small": 1000, "deep": 1000}   # stage 0's copying warm-up per model size, unless `--stage0 copy_steps=N`
                                             # (other sizes: the STAGES row, 0; docs/results.md has why)

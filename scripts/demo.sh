@@ -31,14 +31,14 @@ if [ -z "$base" ]; then base="$(python -c 'from mmkit.config import settings; pr
 
 if [ "$base" = microcosm ]; then
   echo "[demo] step 1/2: the microcosm data and base (mmkit base${size:+ --size $size}${scale:+ --scale $scale}):" \
-       "stage 0 language model, vision pretraining, stage 1 alignment; built once (about 18 min on 2 CPU cores), then cached"
+       "stage 0 language model, vision pretraining, stage 1 alignment; built once (about 20 min on 2 CPU cores), then cached"
   mmkit base ${size:+--size "$size"} ${scale:+--scale "$scale"}
 else
   echo "[demo] step 1/2: base $base (not the microcosm's: nothing to build)"
 fi
 echo "[demo] step 2/2: stage 2 on lang_only and evaluation on the nine held-out datasets (papermill nbs/train.ipynb)"
-mkdir -p runs
-papermill nbs/train.ipynb runs/lang_only.ipynb -p recipe lang_only --cwd nbs "$@"
 RUNS="$(python -c 'from mmkit.config import runs_dir; print(runs_dir())')"
-echo "[demo] results: $RUNS/lang_only/ (metrics.json, predictions.jsonl, controls.jsonl, tokens.json, checkpoint/); executed notebook: runs/lang_only.ipynb"
+mkdir -p "$RUNS"
+papermill nbs/train.ipynb "$RUNS/lang_only.ipynb" -p recipe lang_only --cwd nbs "$@"
+echo "[demo] results: $RUNS/lang_only/ (metrics.json, predictions.jsonl, controls.jsonl, tokens.json, checkpoint/); executed notebook: $RUNS/lang_only.ipynb"
 echo "[demo] all runs in one table: mmkit report  (or nbs/report.ipynb)"

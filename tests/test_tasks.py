@@ -83,9 +83,10 @@ def test_pick_one_quiz_lines_letter_the_right_option():
     truth = [(r"corners of an? (\w+)", lambda m: str(CORNERS[m[1]])), (r"meaning of (\w+)", lambda m: MEANINGS[m[1]]),
              (r"what is an? (\w+)", lambda m: fix_articles("a {} {}".format(*CREATURES[m[1]]))), (r"(\d+) plus (\d+)", lambda m: str(int(m[1]) + int(m[2])))]
     seen, letters = set(), set()
-    for q, opts, letter in re.findall(r"Q: ([^?]+)\? ((?:\([a-d]\) [^()]+? )+)A: \(([a-d])\)\.", " ".join(T.stage0_corpus(seed=0, n=3000))):
+    for q, opts, said, letter in re.findall(r"Q: ([^?]+)\? ((?:\([a-d]\) [^()]+? )+)A: ([^()]+) \(([a-d])\)\.", " ".join(T.stage0_corpus(seed=0, n=3000))):
         options = dict(re.findall(r"\(([a-d])\) ([^()]+?) (?=\(|$)", opts))
         assert 3 <= len(options) <= 4 and len(set(options.values())) == len(options), opts
+        assert options[letter] == said, (q, opts, said, letter)          # the option named, then its letter
         letters.add(letter)
         for i, (rx, right) in enumerate(truth):
             if m := re.fullmatch(rx, q):
