@@ -24,9 +24,10 @@ __all__ = ['STAGES', 'OPTIONAL_SETTINGS', 'GATES', 'IMAGE_LAYOUTS', 'BASE_FILES'
            'MMTrainer', 'last_complete_checkpoint', 'cxx_compiler', 'compiled_training', 'run_trainer', 'lm_blocks',
            'copy_blocks', 'train_stage0', 'knowledge_probes', 'perplexity', 'greedy', 'repeat_gate', 'lookup_gate',
            'gate0', 'gate_failures', 'CellProbe', 'cell_labels', 'probe_dataset', 'pretrain_vision', 'probe_accuracy',
-           'replay_blocks', 'cells_first_captions', 'text_before_image', 'train_stage1', 'parse_description',
-           'caption_scores', 'cell_questions', 'named_cells', 'gate1', 'check_base', 'resolve_base', 'answer_lead_ids',
-           'train_stage2', 'tokenizer_texts', 'stage_keys', 'base_key', 'base_path', 'base_shape', 'build_base']
+           'replay_blocks', 'cells_first_captions', 'quiz_captions', 'text_before_image', 'train_stage1',
+           'parse_description', 'caption_scores', 'cell_questions', 'named_cells', 'gate1', 'check_base',
+           'resolve_base', 'answer_lead_ids', 'train_stage2', 'tokenizer_texts', 'stage_keys', 'base_key', 'base_path',
+           'base_shape', 'build_base']
 
 # %% ../nbs/05_train.ipynb #693cc043
 STAGES = {
@@ -41,7 +42,7 @@ STAGES = {
 
 # Settings a stage accepts that its `STAGES` row leaves out, so that the default base's key (which hashes the row) stays
 # the same when one is added: off unless given (`mmkit base --stage1 text_before=0.5`).
-OPTIONAL_SETTINGS = {"stage1": ("text_before",)}
+OPTIONAL_SETTINGS = {"stage1": ("text_before", "quiz")}
 
 def stage_args(stage: str, **overrides) -> dict:
     "The `STAGES[stage]` row with `overrides` (None values ignored); unknown keys are an error."
@@ -455,7 +456,7 @@ GATES = {  # name: (where in base.json's gates, comparison, threshold)
     "knowledge": (("stage0", "knowledge_accuracy"), ">=", 0.95),
     "caption shape": (("stage1", "shape"), ">=", 0.90),
     "image look-up": (("stage1", "image_lookup_accuracy"), ">=", 0.90),   # not in issue 21's list: see gate1
-    "pick-one": (("stage0", "lookup_pick_accuracy"), ">=", 0.90),   # not in issue 21's list: choosing among lettered options
+    "pick-one": (("stage0", "lookup_pick_accuracy"), ">=", 0.90),   # not in issue 21's list: the look-up, then its option's letter
 }
 
 def gate_failures(gates: dict) -> list[str]:
@@ -548,6 +549,13 @@ def replay_blocks(texts, tokenizer, n: int, block_size: int = 128, seed: int = 0
         lambda ids: dict(image=None, has_image=False, length=len(ids), n_image_tokens=0, n_text_tokens=len(ids),
                          n_supervised=len(ids), modality="language", source="replay", task="replay"), input_columns=["input_ids"])
 
+def _scene_of(desc: str):
+    "The scene a microcosm canonical description describes, else None."
+    from mmkit import world as W
+    try: sc = W.Scene(tuple(W.Obj(sh, co, sz, r, c) for (r, c), (sz, co, sh) in parse_description(desc).items()))
+    except MMKitError: return None
+    return sc if W.describe(sc) == desc else None
+
 def cells_first_captions(captions, share: float, seed: int = 0):
     """`captions` with a `share` of the microcosm's caption records rewritten to state the cells first: each object's
     cell and its size, in random order (`The top left cell holds a red circle. The red circle is small.`), then the
@@ -558,14 +566,10 @@ def cells_first_captions(captions, share: float, seed: int = 0):
     from mmkit import world as W
     if not 0 <= share <= 1: raise MMKitError(f"cells_first: share must be in [0, 1], got {share!r}")
     rng, parsed = random.Random(f"cells-first-{seed}"), 0
-    def scene_of(desc):                                   # the scene a canonical description describes, else None
-        try: sc = W.Scene(tuple(W.Obj(sh, co, sz, r, c) for (r, c), (sz, co, sh) in parse_description(desc).items()))
-        except MMKitError: return None
-        return sc if W.describe(sc) == desc else None
     def one(conv):
         nonlocal parsed
         desc, _, rest = conv[-1]["value"].partition(". ")
-        if rng.random() >= share or (sc := scene_of(desc + ".")) is None: return dict(conversations=conv)
+        if rng.random() >= share or (sc := _scene_of(desc + ".")) is None: return dict(conversations=conv)
         parsed += 1
         cells = [f"{W.placements(sc, o)[0]} The {o.name} is {o.size}." for o in sc.objects]
         rng.shuffle(cells)
@@ -573,6 +577,27 @@ def cells_first_captions(captions, share: float, seed: int = 0):
     out = captions.map(one, input_columns=["conversations"], load_from_cache_file=False, desc="cells-first captions")
     if share > 0 and parsed == 0:
         raise MMKitError("cells_first: no caption record starts with a microcosm canonical description; set cells_first=0 for other captions")
+    return out
+
+def quiz_captions(captions, share: float, seed: int = 0):
+    """`captions` with a `share` of the records still in canonical form (`<description>. <statements>`) replaced by
+    the stage-0 corpus's terse quiz lines about the same scene (`tasks._quiz`: `Q: colour at top left? A: red. Q: any
+    blue cross? A: no.`), with no description: the corpus asks these of a scene *described in text* (its `quiz`
+    documents); here the image is the only place the answers are. A language-only stage 2 teaches questions about
+    text; a base that answers the same house-style questions from text and from an image gives it a skill both share."""
+    import random
+    from mmkit.tasks import _quiz
+    if not 0 <= share <= 1: raise MMKitError(f"quiz: share must be in [0, 1], got {share!r}")
+    rng, done = random.Random(f"quiz-{seed}"), 0
+    def one(conv):
+        nonlocal done
+        desc, _, _ = conv[-1]["value"].partition(". ")
+        if rng.random() >= share or (sc := _scene_of(desc + ".")) is None: return dict(conversations=conv)
+        done += 1
+        return dict(conversations=conv[:-1] + [{**conv[-1], "value": _quiz(rng, sc)}])
+    out = captions.map(one, input_columns=["conversations"], load_from_cache_file=False, desc="quiz captions")
+    if share > 0 and done == 0:
+        raise MMKitError("quiz: no caption record starts with a microcosm canonical description; set quiz=0 for other captions")
     return out
 
 def text_before_image(ds, texts, tokenizer, share: float, seed: int = 0, max_tokens: int = 48):
@@ -600,10 +625,12 @@ def train_stage1(model, processor, captions, out_dir, replay_texts=None, **overr
     `replay_texts` (the stage-0 corpus) are mixed in, so the LM keeps its text knowledge (without replay it forgets the
     facts captions never mention). `cells_first` > 0 rewrites that share of microcosm captions to state the cells
     first (`cells_first_captions`). `text_before` > 0 (not in `STAGES`, so the default base's key is unchanged) puts the
-    start of a stage-0 text before the image in that share of them (`text_before_image`)."""
+    start of a stage-0 text before the image in that share of them (`text_before_image`). `quiz` > 0 (not in `STAGES`
+    either) turns that share of the captions still canonical into house-style quiz lines (`quiz_captions`)."""
     a = stage_args("stage1", **overrides)
     ledger = mdata.TokenLedger()
     if a.get("cells_first"): captions = cells_first_captions(captions, a["cells_first"], seed=a.get("seed", 0))
+    if a.get("quiz"): captions = quiz_captions(captions, a["quiz"], seed=a.get("seed", 0))
     ds = mdata.encode(captions, processor, template=a["template"], ledger=ledger)
     if a.get("text_before"): ds = text_before_image(ds, replay_texts, processor.tokenizer, a["text_before"], seed=a.get("seed", 0))
     if a.get("replay") and replay_texts is not None:

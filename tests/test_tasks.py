@@ -56,10 +56,26 @@ def test_microcosm_cache_and_schemas(micro):
         assert len(ds) == 48 and len(set(ds["id"])) == 48
 
 
+def test_multiple_choice_answers_name_the_right_option_then_its_letter():
+    from mmkit.benchmarks import parse_choices
+    pools = T.instruction_pools(0, 8)
+    mc = [r for r in pools if r["task"].endswith("_mc")]
+    assert {r["task"] for r in mc} == {"scene_mc", "knowledge_mc", "image_knowledge_mc"}
+    for r in pools:
+        human, gpt = (t["value"] for t in r["conversations"])
+        letter = T.record_answer(gpt)
+        if r["task"].endswith("_mc"):
+            choices = parse_choices(human.replace("<image>", "").strip())
+            assert gpt == T.MC_ANSWER_STYLE.format(choices[T.LETTERS.index(letter)], letter), gpt
+        else: assert gpt == T.ANSWER_STYLE.format(letter)
+    assert collections.Counter(T.record_answer(r["conversations"][1]["value"]) for r in mc) == {L: 6 for L in "ABCD"}
+    with pytest.raises(MMKitError, match="neither"): T.record_answer("B")
+
+
 def test_bind_documents_look_up_every_object_of_their_scene_correctly():
     import random, re
     pat = (r"The ([a-z]+ [a-z]+) cell holds an? (\w+) (\w+)\.|The (\w+) (\w+) is in the ([a-z]+ [a-z]+) cell\."
-           r"|Q: (colour|shape) at ([a-z]+ [a-z]+)\? (?:A: (\w+)|((?:\([a-d]\) \w+ )+)A: \(([a-d])\))\.")
+           r"|Q: (colour|shape) at ([a-z]+ [a-z]+)\? (?:A: (\w+)|((?:\([a-d]\) \w+ )+)A: (\w+) \(([a-d])\))\.")
     picks = 0
     for i in range(60):
         doc, (canon,) = T._corpus_doc(random.Random(i), "bind")
@@ -71,7 +87,8 @@ def test_bind_documents_look_up_every_object_of_their_scene_correctly():
             if a[0]: assert where[a[0]] == (a[1], a[2]), doc
             elif a[3]: assert where[a[5]] == (a[3], a[4]), doc
             else:                                                                    # a quiz line, plain or pick-one
-                said = a[8] or dict(re.findall(r"\(([a-d])\) (\w+)", a[9]))[a[10]]
+                said = a[8] or dict(re.findall(r"\(([a-d])\) (\w+)", a[9]))[a[11]]
+                assert not a[9] or said == a[10], doc                                # pick-one: the option named, then its letter
                 assert where[a[7]][a[6] == "shape"] == said, doc
                 picks += bool(a[9])
     assert picks > 0
