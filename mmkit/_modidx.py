@@ -344,6 +344,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'mmkit.tasks._pools': ('tasks.html#_pools', 'mmkit/tasks.py'),
                              'mmkit.tasks._quiz': ('tasks.html#_quiz', 'mmkit/tasks.py'),
                              'mmkit.tasks._quiz_at': ('tasks.html#_quiz_at', 'mmkit/tasks.py'),
+                             'mmkit.tasks._read_sources': ('tasks.html#_read_sources', 'mmkit/tasks.py'),
                              'mmkit.tasks._record': ('tasks.html#_record', 'mmkit/tasks.py'),
                              'mmkit.tasks._scene_question': ('tasks.html#_scene_question', 'mmkit/tasks.py'),
                              'mmkit.tasks._solve': ('tasks.html#_solve', 'mmkit/tasks.py'),

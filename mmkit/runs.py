@@ -358,13 +358,19 @@ def rescore(run) -> dict:
     return changed
 
 # %% ../nbs/08_runs.ipynb #6ca4fa36
-def _folder_state(run: Path, ident: dict, force: bool) -> dict | None:
-    "`read_run(run)` (None when the folder holds no run file yet); `RunError` when it conflicts with `ident`."
+def _folder_state(run: Path, ident: dict, force: bool, base: str | None = None) -> dict | None:
+    """`read_run(run)` (None when the folder holds no run file yet); `RunError` when it conflicts with `ident`, or
+    was trained on another base than `base` (the microcosm base these parameters give today: a new microcosm version
+    changes it, and a run of the old one must not be reused or resumed as if it were of the new)."""
     if not (run.is_dir() and any((run/f).exists() for f in RUN_FILES)): return None
     old = read_run(run)
     if old["config"] and old["config"]["params"] != ident and not force:
         raise RunError(f"{run}: this run folder was made with other parameters ({_diff(old['config']['params'], ident)}); "
                        "pass force=True to redo it, or choose another run_name")
+    was = (old["config"] or {}).get("base_path") or (old["metrics"] or {}).get("base_path")
+    if base and was and Path(was).name != Path(base).name and not force:
+        raise RunError(f"{run}: this run was trained on the base {Path(was).name}, but these parameters now give "
+                       f"{Path(base).name} (the microcosm changed); pass force=True to redo it, or choose another run_name")
     if old["status"] == "broken" and old["config"] is None and not force:
         raise RunError(f"{run}: broken run folder ({old['error']}); pass force=True to redo it")
     return old
@@ -389,11 +395,12 @@ def run_experiment(recipe, *, run_name=None, base=None, seed=0, budget=None, siz
     name = p["run_name"] or default_run_name(**p)
     run = _root(p["runs_dir"])/name
     ident = _identity(p)
-    old = _folder_state(run, ident, force)
-    if old and old["status"] == "complete" and not force: return _reused(run, old)
-    st = process_state()                                        # several processes: the main one writes, all train and score
     from mmkit.config import settings
     from mmkit.train import resolve_base, base_path as microcosm_base
+    default = (p["base"] or settings()["default_base"]) == "microcosm"
+    old = _folder_state(run, ident, force, str(microcosm_base(p["size"], p["scale"])) if default else None)
+    if old and old["status"] == "complete" and not force: return _reused(run, old)
+    st = process_state()                                        # several processes: the main one writes, all train and score
     with st.main_process_first():                               # the main process generates the microcosm if absent
         ids = _example_ids(p)                                   # may raise (budget > pool) before any folder exists
     if (st.num_processes > 1 and (p["base"] or settings()["default_base"]) == "microcosm"
@@ -404,7 +411,7 @@ def run_experiment(recipe, *, run_name=None, base=None, seed=0, budget=None, siz
     base_path = resolve_base(p["base"], size=p["size"], scale=p["scale"])
     with run_lock(run) if st.is_main_process else nullcontext():   # one writer per run folder, released even on a crash
         if st.is_main_process:
-            old = _folder_state(run, ident, force)          # again, under the lock: another run may have changed it meanwhile
+            old = _folder_state(run, ident, force, base_path if default else None)   # again, under the lock: another run may have changed it meanwhile
             if old and old["status"] == "complete" and not force and st.num_processes == 1: return _reused(run, old)
             if force and old: print(f"[runs] force: clearing {run}"); _clear(run)
             elif old and old["status"] == "broken": (run/"metrics.json").unlink(missing_ok=True)   # corrupt results: evaluate again

@@ -793,9 +793,18 @@ SCALES = {
     "test": dict(corpus=400, captions=64, n_per_task=16, heldout=48, image_size=64),
 }
 
-def _source_hash() -> str:
+def _read_sources() -> str:
     import importlib.util
     return config_hash([Path(importlib.util.find_spec(f"mmkit.{m}").origin).read_text() for m in ("world", "tasks")])
+
+_SOURCE_HASH = _read_sources()   # read once, at import: the code this process runs, not whatever is on disk later
+
+def _source_hash() -> str:
+    """The hash of the generators' source (mmkit.world and mmkit.tasks) as this process imported them: the cache key of
+    the data they generate. Read at import, since a process that hashed the files later, after an edit, would store
+    data made by the old code under the new code's key (it happened: a stage-0 corpus with v2.4's pick-one lines
+    under v2.5's key)."""
+    return _SOURCE_HASH
 
 def build_microcosm(seed: int = 0, scale: str = "default") -> dict:
     "Generate everything (no cache): corpus, captions, pools, held-out sets, and the training-scene ledger."

@@ -1,6 +1,7 @@
 """runs: run_experiment writes a complete run folder, reuses it, redoes it on force, resumes an interrupted one, and
 fails cleanly (bad parameters before any folder; a failure inside leaves failed.json, never a half-written file)."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -122,6 +123,11 @@ def test_interrupted_failed_and_broken_runs(test_base, tmp_path, capsys):
     assert read_run(run)["status"] == "complete" and _mtime(run) == t0
     with pytest.raises(MMKitError, match="other parameters"):       # same folder, other parameters: refused
         run_experiment("vis_only", runs_dir=tmp_path, run_name=run.name, **{**SMALL, "budget": 8})
+    cfg = json.loads((run/"config.json").read_text())                # trained on an older microcosm's base: refused too
+    (run/"config.json").write_text(json.dumps({**cfg, "base_path": str(Path(cfg["base_path"]).with_name("base-test-test-0ld"))}))
+    with pytest.raises(MMKitError, match="trained on the base base-test-test-0ld.*microcosm changed"):
+        run_experiment("vis_only", runs_dir=tmp_path, **SMALL)
+    (run/"config.json").write_text(json.dumps(cfg))
     # a runs folder moved between training and evaluation: evaluation loads the checkpoint where the run is now
     (run/"metrics.json").unlink(); (tmp_path/"moved").mkdir()
     moved = run.rename(tmp_path/"moved"/run.name); capsys.readouterr()
