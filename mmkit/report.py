@@ -23,7 +23,8 @@ __all__ = ['AVERAGES', 'TOKEN_COLS', 'CONTROL_COLS', 'CHECK_COLS', 'SKILL_PREFIX
 # %% ../nbs/09_report.ipynb #eb62a615
 AVERAGES = ["language_avg", "vision_avg", "overall_avg"]
 TOKEN_COLS = ["tokens_text", "tokens_image", "tokens_total"]
-CONTROL_COLS = [f"ctl_{t}" for t in TRAIN_TASKS] + ["ctl_language_avg", "ctl_vision_avg"]   # training-task controls
+CONTROL_COLS = ([f"ctl_{t}" for t in TRAIN_TASKS] + ["ctl_language_avg", "ctl_vision_avg"]    # training-task controls,
+                + [f"ctl_{t}_blank" for t, (_, mod, _) in TRAIN_TASKS.items() if mod == "vision"])   # the vision ones with blank images
 CHECK_COLS = ["ll_language_avg", "ll_vision_avg", "ll_overall_avg", "blind_vision_avg", "blind_ll_vision_avg", "neg_generate", "neg_loglik"]
 SKILL_PREFIXES = ("skill_", "llskill_", "blindllskill_")   # per-skill accuracy: generate, log-likelihood, log-likelihood with blank images
 
@@ -63,6 +64,7 @@ def _result_row(r: dict) -> dict:
     ctl = m.get("controls") or {}
     for name, d in (ctl.get("datasets") or {}).items(): row[f"ctl_{name}"] = d.get("acc")
     for k in ("language_avg", "vision_avg"): row[f"ctl_{k}"] = ctl.get(k)
+    for name, d in ((m.get("controls_blind") or {}).get("datasets") or {}).items(): row[f"ctl_{name}_blank"] = d.get("acc")
     ll, blind, neg = m.get("loglik") or {}, m.get("blind") or {}, m.get("negative") or {}
     bll = m.get("blind_loglik") or {}
     row.update({f"ll_{k}": ll.get(k) for k in AVERAGES}, blind_vision_avg=blind.get("vision_avg"), blind_ll_vision_avg=bll.get("vision_avg"),
@@ -195,7 +197,7 @@ def skills_table(df: pd.DataFrame, prefix: str = "skill_") -> pd.DataFrame:
 def controls_table(df: pd.DataFrame) -> pd.DataFrame:
     "Training-task controls per recipe (runs that have them): accuracy (%) on fresh items of every stage-2 training task."
     s = summary_frame(df)
-    names = [c[4:].replace("_avg", " avg") for c in CONTROL_COLS]
+    names = [c[4:].replace("_avg", " avg").replace("_blank", ", blank images") for c in CONTROL_COLS]
     rows = []
     for _, r in s.iterrows():
         n = int(df[df.group == r.group][CONTROL_COLS].notna().any(axis=1).sum())
@@ -450,7 +452,9 @@ def write_report(out_dir=None, runs_dir=None, readme=None) -> dict:
           to_markdown(table) if len(df) else "_no complete runs yet_\n",
           "\n*chance*: a uniform guess among each item's valid answers (1/k of k options, ½ for yes/no, 0 for open answers).\n",
           "\n## Training-task controls\n\nFresh items of every stage-2 *training* task (same task types and phrasings, new "
-          "scenes; `mmkit.evaluate.control_suites`): did stage 2 learn what it was taught? Accuracy in %, mean ± 95 % CI.\n",
+          "scenes; `mmkit.evaluate.control_suites`): did stage 2 learn what it was taught? Accuracy in %, mean ± 95 % CI. The "
+          "vision tasks' controls are scored again with blank images: the gap is what the picture adds, also for recipes "
+          "that never trained on one.\n",
           to_markdown(controls) if len(controls) else "_no run has controls yet (`mmkit controls` scores them)_\n",
           "\n*answer loss*: stage 2's loss on the answers' content tokens (not the fixed lead), mean of the last logged value "
           "over seeds; a uniform guess among four letters is 1.386 nats.\n",

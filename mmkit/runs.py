@@ -22,7 +22,7 @@ class RunError(MMKitError):
     "A bad run parameter, or a run folder that conflicts with the request."
 
 RUN_FILES = ["config.json", "train.json", "tokens.json", "loss.jsonl", "predictions.jsonl", "loglik.jsonl", "blind.jsonl", "blind_loglik.jsonl", "negative.jsonl",
-             "controls.jsonl", "metrics.json", "failed.json",
+             "controls.jsonl", "controls_blind.jsonl", "metrics.json", "failed.json",
              "checkpoint", "trainer"]
 IDENTITY = ["recipe", "base", "seed", "budget", "size", "scale", "lora", "epochs", "lr", "eval_n", "suites"]
 
@@ -262,7 +262,8 @@ def _evaluate(run: Path, p: dict, checkpoint: str) -> tuple[dict, float]:
     `metrics.json` scores) and with the log-likelihood scorer (`loglik.jsonl`, `metrics["loglik"]`); the vision suites
     again with blank images under both scorers (`blind.jsonl`, `metrics["blind"]`; `blind_loglik.jsonl`,
     `metrics["blind_loglik"]`: what the text alone gets where log-likelihood needs no answer form); the negative control with both scorers
-    (`negative.jsonl`, `metrics["negative"]`); the training-task controls (`controls.jsonl`, `metrics["controls"]`)."""
+    (`negative.jsonl`, `metrics["negative"]`); the training-task controls (`controls.jsonl`, `metrics["controls"]`), the
+    vision ones again with blank images (`controls_blind.jsonl`, `metrics["controls_blind"]`)."""
     from mmkit import tasks
     from mmkit.evaluate import evaluate
     t0 = time.time(); main = process_state().is_main_process
@@ -288,18 +289,27 @@ def _evaluate(run: Path, p: dict, checkpoint: str) -> tuple[dict, float]:
     nl, nl_rows = evaluate(model, processor, suites=neg, scorer="loglik", **kw)
     if main: atomic_write_jsonl(run/"negative.jsonl", ng_rows + nl_rows)
     metrics["negative"] = dict(generate=ng["overall_avg"], loglik=nl["overall_avg"], n=ng["n_items"])
-    metrics["controls"] = _controls(run, model, processor, p["eval_n"], p["seed"])
+    metrics["controls"], metrics["controls_blind"] = _controls(run, model, processor, p["eval_n"], p["seed"])
     return metrics, round(time.time() - t0, 2)
 
 CONTROL_N = 60   # items per training task in the controls (fewer when `eval_n` is smaller)
 
-def _controls(run: Path, model, processor, eval_n, seed) -> dict:
-    "Score the training-task controls (`mmkit.evaluate.control_suites`); write `controls.jsonl`; return their summary."
+def _controls(run: Path, model, processor, eval_n, seed) -> tuple[dict, dict | None]:
+    """Score the training-task controls (`mmkit.evaluate.control_suites`; `controls.jsonl`), then the vision tasks'
+    controls again with blank images (`controls_blind.jsonl`): the same question in the trained form with and without
+    its picture, so a model that never trained on images can show whether it reads them (language-only tuning carries
+    the question over; blank images say whether the answer came from the image). Returns both summaries."""
+    from mmkit import tasks
     from mmkit.evaluate import evaluate, control_suites, _image_size
     n = CONTROL_N if eval_n is None else min(CONTROL_N, eval_n)
-    m, preds = evaluate(model, processor, suites=control_suites(n, image_size=_image_size(processor)), seed=seed, progress=True)
+    suites = control_suites(n, image_size=_image_size(processor))
+    m, preds = evaluate(model, processor, suites=suites, seed=seed, progress=True)
     if process_state().is_main_process: atomic_write_jsonl(run/"controls.jsonl", preds)
-    return _summary(m, skills=False)
+    vision = {k: v for k, v in suites.items() if tasks.TRAIN_TASKS[k][1] == "vision"}
+    if not vision: return _summary(m, skills=False), None
+    b, bpreds = evaluate(model, processor, suites=vision, seed=seed, blind=True, progress=True)
+    if process_state().is_main_process: atomic_write_jsonl(run/"controls_blind.jsonl", bpreds)
+    return _summary(m, skills=False), _summary(b, skills=False)
 
 def _complete_run(run: Path) -> dict:
     "`read_run(run)`, or a `RunError` when the run is not complete."
@@ -308,16 +318,17 @@ def _complete_run(run: Path) -> dict:
     return r
 
 def add_controls(run, force: bool = False) -> dict:
-    "Back-fill the training-task controls of a complete run made before they existed; rewrite its `metrics.json` atomically."
+    """Back-fill the training-task controls (and their blank-image twins) of a complete run made before they existed;
+    rewrite its `metrics.json` atomically."""
     run = Path(run); r = _complete_run(run)
     m = r["metrics"]
-    if m.get("controls") and not force: return m["controls"]
+    if m.get("controls") and "controls_blind" in m and not force: return m["controls"]
     if r["checkpoint"] is None or not (Path(r["checkpoint"])/"config.json").is_file():
         raise RunError(f"{run}: no checkpoint to score (neither {run/'checkpoint'} nor, for recipe base, the base path)")
     with run_lock(run):                                     # not while a run writes this folder
         model, processor = _load(r["checkpoint"])
         p = m.get("params") or {}
-        m["controls"] = _controls(run, model, processor, p.get("eval_n"), p.get("seed") or 0)
+        m["controls"], m["controls_blind"] = _controls(run, model, processor, p.get("eval_n"), p.get("seed") or 0)
         atomic_write_json(run/"metrics.json", m)
     return m["controls"]
 
@@ -345,12 +356,12 @@ def rescore(run) -> dict:
     run = Path(run); r = _complete_run(run)
     m, changed = r["metrics"], {}
     with run_lock(run):                                     # not while a run writes this folder
-        for name in ("predictions.jsonl", "controls.jsonl", "blind.jsonl"):
+        for name in ("predictions.jsonl", "controls.jsonl", "controls_blind.jsonl", "blind.jsonl"):
             path = run/name
             if not path.is_file(): continue
             rows, changed[name] = _rescored(read_jsonl(path))
-            s = _summary(summarize(rows), skills=name != "controls.jsonl")
-            key = name.split(".")[0]                           # controls / blind: their own part of metrics.json
+            s = _summary(summarize(rows), skills=not name.startswith("controls"))
+            key = name.split(".")[0]                           # controls / controls_blind / blind: their own part of metrics.json
             if name == "predictions.jsonl": m.update(s)
             elif m.get(key) is not None: m[key] = s
             atomic_write_jsonl(path, rows)

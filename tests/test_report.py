@@ -40,6 +40,7 @@ def test_results_frame_and_table(runs3):
     assert list(tc.index)[-1] == "chance" and tc.loc["chance", "pope"] == "50.0" and tc.loc["chance", "gqa"] == "0.0"
     ct = report.controls_table(df)                            # every run scored the training-task controls
     assert list(ct.index) == ["base", "lang_only", "mix:0.5"] and {"scene_qa", "image_qa", "language avg"} <= set(ct.columns)
+    assert ct.loc["lang_only", "image_qa, blank images"] != "–"                # the vision controls with blank images
 
 def test_answer_forms_split_each_score_into_answered_and_accuracy_when_answered(runs3):
     forms = report.answer_forms(runs3)

@@ -33,6 +33,9 @@ def test_complete_run_reuse_and_force(test_base, tmp_path, capsys):
     ctl = m["controls"]                              # training-task controls: fresh items of every stage-2 training task
     assert set(ctl["datasets"]) == set(TRAIN_TASKS) and all(d["n"] == 2 for d in ctl["datasets"].values())
     assert len((run/"controls.jsonl").read_text().splitlines()) == 2 * len(TRAIN_TASKS)
+    vis = {t for t, (_, mod, _) in TRAIN_TASKS.items() if mod == "vision"}   # the vision controls again, blank images
+    cb = [json.loads(l) for l in (run/"controls_blind.jsonl").read_text().splitlines()]
+    assert set(m["controls_blind"]["datasets"]) == vis and len(cb) == 2 * len(vis) and all(r["blind"] for r in cb)
     # the checks: log-likelihood scoring, the vision suites with blank images, the negative control (both scorers)
     assert set(m["loglik"]["datasets"]) == set(m["datasets"]) and len((run/"loglik.jsonl").read_text().splitlines()) == 18
     blind = [json.loads(l) for l in (run/"blind.jsonl").read_text().splitlines()]
@@ -54,12 +57,14 @@ def test_base_recipe_evaluates_the_base(test_base, tmp_path):
     assert r["status"] == "complete" and r["checkpoint"] == test_base and not (run/"checkpoint").exists()
     assert r["metrics"]["training_tokens"] == dict(text=0, image=0, total=0)
     # a run made before controls existed gets them back-filled from its checkpoint, with the same figures
-    m = r["metrics"]; before = m.pop("controls"); atomic_write_json(run/"metrics.json", m)
+    m = r["metrics"]; before, blank = m.pop("controls"), m.pop("controls_blind"); atomic_write_json(run/"metrics.json", m)
     assert "controls" not in read_run(run)["metrics"]
     assert add_controls(run) == before and read_run(run)["metrics"]["controls"] == before
+    assert read_run(run)["metrics"]["controls_blind"] == blank
     # rescore: stored outputs re-extracted with the current extractor, metrics recomputed, nothing else touched
     m0 = read_run(run)["metrics"]
-    assert rescore(run) == {"predictions.jsonl": 0, "controls.jsonl": 0, "blind.jsonl": 0} and read_run(run)["metrics"] == m0
+    assert rescore(run) == {"predictions.jsonl": 0, "controls.jsonl": 0, "controls_blind.jsonl": 0, "blind.jsonl": 0}
+    assert read_run(run)["metrics"] == m0
     rows = [json.loads(l) for l in (run/"predictions.jsonl").read_text().splitlines()]
     yn = next(i for i, r in enumerate(rows) if r["answer_type"] == "yesno")
     mc = next(i for i, r in enumerate(rows) if r["answer_type"] == "letter")
@@ -67,7 +72,7 @@ def test_base_recipe_evaluates_the_base(test_base, tmp_path):
     choices = rows[mc].pop("choices")                        # a row written before `choices` was stored
     rows[mc].update(output=choices[1] + '".', extracted="", correct=False)
     (run/"predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert rescore(run) == {"predictions.jsonl": 2, "controls.jsonl": 0, "blind.jsonl": 0}
+    assert rescore(run) == {"predictions.jsonl": 2, "controls.jsonl": 0, "controls_blind.jsonl": 0, "blind.jsonl": 0}
     new = [json.loads(l) for l in (run/"predictions.jsonl").read_text().splitlines()]
     assert new[yn]["extracted"] == "" and not new[yn]["correct"]
     assert new[mc]["extracted"] == "B" and new[mc]["correct"] == (rows[mc]["gold"] == "B")   # choices read from the prompt
