@@ -430,7 +430,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'mmkit.train.pretrain_vision': ('train.html#pretrain_vision', 'mmkit/train.py'),
                              'mmkit.train.probe_accuracy': ('train.html#probe_accuracy', 'mmkit/train.py'),
                              'mmkit.train.probe_dataset': ('train.html#probe_dataset', 'mmkit/train.py'),
-                             'mmkit.train.quiz_captions': ('train.html#quiz_captions', 'mmkit/train.py'),
                              'mmkit.train.repeat_gate': ('train.html#repeat_gate', 'mmkit/train.py'),
                              'mmkit.train.replay_blocks': ('train.html#replay_blocks', 'mmkit/train.py'),
                              'mmkit.train.resolve_base': ('train.html#resolve_base', 'mmkit/train.py'),

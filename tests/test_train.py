@@ -83,33 +83,6 @@ def test_cells_first_captions_state_the_same_objects_cell_by_cell(micro):
     with pytest.raises(MMKitError, match="cells_first"): T.cells_first_captions(other, 0.5)
     with pytest.raises(MMKitError, match="share must be in"): T.cells_first_captions(caps, 1.5)
 
-def test_quiz_captions_ask_the_corpus_quiz_lines_of_the_image_alone(micro):
-    "quiz turns that share of canonical captions into house-style quiz lines about the same scene, with no description."
-    import re
-    from datasets import Dataset
-    caps = micro["captions"]
-    allq = T.quiz_captions(caps, 1.0)
-    assert T.quiz_captions(caps, 0.0)["conversations"] == caps["conversations"]
-    for before, after in zip(caps["conversations"], allq["conversations"]):
-        truth, new = T.parse_description(before[-1]["value"]), after[-1]["value"]
-        lines = re.findall(r"Q: ([^?]+)\? A: ([^.]+)\.", new)
-        assert 2 <= len(lines) and new.startswith("Q: ") and not T._OBJ.search(new) and before[0] == after[0]
-        cells = {f"{r} {c}": v for (ri, ci), v in truth.items() for r, c in [(("top", "middle", "bottom")[ri], ("left", "center", "right")[ci])]}
-        for q, a in lines:                                               # every answer is true of the captioned scene
-            if m := re.fullmatch(r"(colour|shape) at (\w+ \w+)", q): assert cells[m[2]][1 + (m[1] == "shape")] == a, new
-            elif q == "number of objects": assert a == str(len(truth)), new
-            elif m := re.fullmatch(r"any (\w+) (\w+)", q): assert a == ("yes" if (m[1], m[2]) in {v[1:] for v in truth.values()} else "no"), new
-            elif m := re.fullmatch(r"(place|size) of the (\w+) (\w+)", q):
-                hits = [(cell, v) for cell, v in cells.items() if v[1:] == (m[2], m[3])]
-                assert a in ({cell for cell, _ in hits} if m[1] == "place" else {v[0] for _, v in hits}), new
-            else: raise AssertionError(q)
-    half = T.quiz_captions(caps, 0.5)["conversations"]
-    assert 0 < sum(h != c for h, c in zip(half, caps["conversations"])) < len(caps)
-    other = Dataset.from_dict(dict(conversations=[[{"from": "human", "value": "<image>"}, {"from": "gpt", "value": "A cat on a mat."}]]))
-    with pytest.raises(MMKitError, match="quiz"): T.quiz_captions(other, 0.5)
-    assert T.stage_args("stage1", quiz=0.25)["quiz"] == 0.25 and "quiz" not in T.STAGES["stage1"]
-
-
 def test_text_before_image_puts_unsupervised_text_between_bos_and_the_image(micro, fresh):
     "text_before puts the start of a corpus text after <s> and before the image, unsupervised, in that share of captions."
     _, proc = build_tiny_llava(fresh, "test")
