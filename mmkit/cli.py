@@ -147,12 +147,14 @@ def cmd_report(a):
     for k, p in rep["paths"].items(): print(f"  {k}: {p}")
 
 def cmd_controls(a):
-    from mmkit.runs import add_controls, list_runs
+    from mmkit.runs import add_controls, list_runs, read_run
     runs = [Path(r) for r in a.runs] or [r["path"] for r in list_runs(a.runs_dir) if r["status"] == "complete"]
     for run in runs:
         c = add_controls(run, force=a.force)
         per = ", ".join(f"{k} {v['acc']:.2f}" for k, v in c["datasets"].items())
-        print(f"{Path(run).name}: controls language {c['language_avg']:.3f}, vision {c['vision_avg']:.3f} ({per})")
+        b = (read_run(run)["metrics"].get("controls_blind") or {}).get("datasets") or {}
+        blank = "; blank images: " + ", ".join(f"{k} {v['acc']:.2f}" for k, v in b.items()) if b else ""
+        print(f"{Path(run).name}: controls language {c['language_avg']:.3f}, vision {c['vision_avg']:.3f} ({per}{blank})")
 
 def cmd_rescore(a):
     from mmkit.runs import rescore, list_runs, read_run
