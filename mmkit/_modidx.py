@@ -436,6 +436,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'mmkit.train.run_trainer': ('train.html#run_trainer', 'mmkit/train.py'),
                              'mmkit.train.stage_args': ('train.html#stage_args', 'mmkit/train.py'),
                              'mmkit.train.stage_keys': ('train.html#stage_keys', 'mmkit/train.py'),
+                             'mmkit.train.statements_first_captions': ('train.html#statements_first_captions', 'mmkit/train.py'),
                              'mmkit.train.text_before_image': ('train.html#text_before_image', 'mmkit/train.py'),
                              'mmkit.train.tokenizer_texts': ('train.html#tokenizer_texts', 'mmkit/train.py'),
                              'mmkit.train.train_stage0': ('train.html#train_stage0', 'mmkit/train.py'),

@@ -24,9 +24,10 @@ __all__ = ['STAGES', 'OPTIONAL_SETTINGS', 'GATES', 'IMAGE_LAYOUTS', 'BASE_FILES'
            'MMTrainer', 'last_complete_checkpoint', 'cxx_compiler', 'compiled_training', 'run_trainer', 'lm_blocks',
            'copy_blocks', 'train_stage0', 'knowledge_probes', 'perplexity', 'greedy', 'repeat_gate', 'lookup_gate',
            'gate0', 'gate_failures', 'CellProbe', 'cell_labels', 'probe_dataset', 'pretrain_vision', 'probe_accuracy',
-           'replay_blocks', 'cells_first_captions', 'text_before_image', 'train_stage1', 'parse_description',
-           'caption_scores', 'cell_questions', 'named_cells', 'gate1', 'check_base', 'resolve_base', 'answer_lead_ids',
-           'train_stage2', 'tokenizer_texts', 'stage_keys', 'base_key', 'base_path', 'base_shape', 'build_base']
+           'replay_blocks', 'cells_first_captions', 'statements_first_captions', 'text_before_image', 'train_stage1',
+           'parse_description', 'caption_scores', 'cell_questions', 'named_cells', 'gate1', 'check_base',
+           'resolve_base', 'answer_lead_ids', 'train_stage2', 'tokenizer_texts', 'stage_keys', 'base_key', 'base_path',
+           'base_shape', 'build_base']
 
 # %% ../nbs/05_train.ipynb #693cc043
 STAGES = {
@@ -41,7 +42,7 @@ STAGES = {
 
 # Settings a stage accepts that its `STAGES` row leaves out, so that the default base's key (which hashes the row) stays
 # the same when one is added: off unless given (`text_before`: given by `MICROCOSM_STAGE1` since microcosm v2.5).
-OPTIONAL_SETTINGS = {"stage1": ("text_before",)}
+OPTIONAL_SETTINGS = {"stage1": ("text_before", "statements_first")}
 
 def stage_args(stage: str, **overrides) -> dict:
     "The `STAGES[stage]` row with `overrides` (None values ignored); unknown keys are an error."
@@ -578,6 +579,28 @@ def cells_first_captions(captions, share: float, seed: int = 0):
         raise MMKitError("cells_first: no caption record starts with a microcosm canonical description; set cells_first=0 for other captions")
     return out
 
+def statements_first_captions(captions, share: float, seed: int = 0):
+    """`captions` with a `share` of the records still canonical (`<description>. <statements>`) replaced by 3 to 6 of
+    the scene's statements (`world.statements`: an object's cell, its size, row counts, the total, relations, absent
+    objects) in random order, with no description or cell list before them, so each must be read from the image. The
+    other captions only ever state cell → object from the image (`cells_first_captions`); object → cell, presence and
+    relations follow text that already says them (microcosm v2.5: no recipe reads those from an image)."""
+    import random
+    from mmkit import world as W
+    if not 0 <= share <= 1: raise MMKitError(f"statements_first: share must be in [0, 1], got {share!r}")
+    rng, done = random.Random(f"statements-first-{seed}"), 0
+    def one(conv):
+        nonlocal done
+        desc, _, _ = conv[-1]["value"].partition(". ")
+        if rng.random() >= share or (sc := _scene_of(desc + ".")) is None: return dict(conversations=conv)
+        done += 1
+        st = W.statements(sc, rng); rng.shuffle(st)
+        return dict(conversations=conv[:-1] + [{**conv[-1], "value": " ".join(st[:rng.randint(3, 6)])}])
+    out = captions.map(one, input_columns=["conversations"], load_from_cache_file=False, desc="statements-first captions")
+    if share > 0 and done == 0:
+        raise MMKitError("statements_first: no caption record starts with a microcosm canonical description; set statements_first=0 for other captions")
+    return out
+
 def text_before_image(ds, texts, tokenizer, share: float, seed: int = 0, max_tokens: int = 48):
     """Encoded caption records (`mmkit.data.encode`, template `plain`) with a `share` of those with an image given
     the start of a random text of `texts` (4 to `max_tokens` tokens, unsupervised) between `<s>` and the image: a
@@ -603,10 +626,13 @@ def train_stage1(model, processor, captions, out_dir, replay_texts=None, **overr
     `replay_texts` (the stage-0 corpus) are mixed in, so the LM keeps its text knowledge (without replay it forgets the
     facts captions never mention). `cells_first` > 0 rewrites that share of microcosm captions to state the cells
     first (`cells_first_captions`). `text_before` > 0 (an `OPTIONAL_SETTINGS` entry, set by `MICROCOSM_STAGE1`) puts
-    the start of a stage-0 text before the image in that share of them (`text_before_image`)."""
+    the start of a stage-0 text before the image in that share of them (`text_before_image`). `statements_first` > 0
+    (optional too) turns that share of the captions still canonical into statements read from the image alone
+    (`statements_first_captions`)."""
     a = stage_args("stage1", **overrides)
     ledger = mdata.TokenLedger()
     if a.get("cells_first"): captions = cells_first_captions(captions, a["cells_first"], seed=a.get("seed", 0))
+    if a.get("statements_first"): captions = statements_first_captions(captions, a["statements_first"], seed=a.get("seed", 0))
     ds = mdata.encode(captions, processor, template=a["template"], ledger=ledger)
     if a.get("text_before"): ds = text_before_image(ds, replay_texts, processor.tokenizer, a["text_before"], seed=a.get("seed", 0))
     if a.get("replay") and replay_texts is not None:
