@@ -398,6 +398,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'mmkit.train._check_writable': ('train.html#_check_writable', 'mmkit/train.py'),
                              'mmkit.train._checkpointing': ('train.html#_checkpointing', 'mmkit/train.py'),
                              'mmkit.train._overrides': ('train.html#_overrides', 'mmkit/train.py'),
+                             'mmkit.train._rewrite_canonical': ('train.html#_rewrite_canonical', 'mmkit/train.py'),
                              'mmkit.train._scene_of': ('train.html#_scene_of', 'mmkit/train.py'),
                              'mmkit.train._truncate_log': ('train.html#_truncate_log', 'mmkit/train.py'),
                              'mmkit.train.answer_lead_ids': ('train.html#answer_lead_ids', 'mmkit/train.py'),

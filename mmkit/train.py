@@ -556,28 +556,35 @@ def _scene_of(desc: str):
     except MMKitError: return None
     return sc if W.describe(sc) == desc else None
 
+def _rewrite_canonical(captions, share: float, seed: int, setting: str, rng_name: str, make):
+    """`captions` with a `share` of the records still in canonical form (`<description>. <statements>`) rewritten by
+    `make(scene, rest, rng)` (`rest`: the record's statements); `setting` names the stage-1 setting in errors."""
+    import random
+    if not 0 <= share <= 1: raise MMKitError(f"{setting}: share must be in [0, 1], got {share!r}")
+    rng, done = random.Random(f"{rng_name}-{seed}"), 0
+    def one(conv):
+        nonlocal done
+        desc, _, rest = conv[-1]["value"].partition(". ")
+        if rng.random() >= share or (sc := _scene_of(desc + ".")) is None: return dict(conversations=conv)
+        done += 1
+        return dict(conversations=conv[:-1] + [{**conv[-1], "value": make(sc, rest, rng)}])
+    out = captions.map(one, input_columns=["conversations"], load_from_cache_file=False, desc=f"{rng_name} captions")
+    if share > 0 and done == 0:
+        raise MMKitError(f"{setting}: no caption record starts with a microcosm canonical description; set {setting}=0 for other captions")
+    return out
+
 def cells_first_captions(captions, share: float, seed: int = 0):
     """`captions` with a `share` of the microcosm's caption records rewritten to state the cells first: each object's
     cell and its size, in random order (`The top left cell holds a red circle. The red circle is small.`), then the
     record's own statements, with no canonical description before them. The canonical form only teaches transcribing
     the image in one order; a model trained on it alone cannot answer about one cell straight from the image (the
     v2.2 small base: 9.5 % against 82.5 % once it has written its caption), which every vision question needs."""
-    import random
     from mmkit import world as W
-    if not 0 <= share <= 1: raise MMKitError(f"cells_first: share must be in [0, 1], got {share!r}")
-    rng, parsed = random.Random(f"cells-first-{seed}"), 0
-    def one(conv):
-        nonlocal parsed
-        desc, _, rest = conv[-1]["value"].partition(". ")
-        if rng.random() >= share or (sc := _scene_of(desc + ".")) is None: return dict(conversations=conv)
-        parsed += 1
+    def make(sc, rest, rng):
         cells = [f"{W.placements(sc, o)[0]} The {o.name} is {o.size}." for o in sc.objects]
         rng.shuffle(cells)
-        return dict(conversations=conv[:-1] + [{**conv[-1], "value": W.fix_articles(" ".join(cells + ([rest] if rest else [])))}])
-    out = captions.map(one, input_columns=["conversations"], load_from_cache_file=False, desc="cells-first captions")
-    if share > 0 and parsed == 0:
-        raise MMKitError("cells_first: no caption record starts with a microcosm canonical description; set cells_first=0 for other captions")
-    return out
+        return W.fix_articles(" ".join(cells + ([rest] if rest else [])))
+    return _rewrite_canonical(captions, share, seed, "cells_first", "cells-first", make)
 
 def statements_first_captions(captions, share: float, seed: int = 0):
     """`captions` with a `share` of the records still canonical (`<description>. <statements>`) replaced by 3 to 6 of
@@ -585,21 +592,11 @@ def statements_first_captions(captions, share: float, seed: int = 0):
     objects) in random order, with no description or cell list before them, so each must be read from the image. The
     other captions only ever state cell → object from the image (`cells_first_captions`); object → cell, presence and
     relations follow text that already says them (microcosm v2.5: no recipe reads those from an image)."""
-    import random
     from mmkit import world as W
-    if not 0 <= share <= 1: raise MMKitError(f"statements_first: share must be in [0, 1], got {share!r}")
-    rng, done = random.Random(f"statements-first-{seed}"), 0
-    def one(conv):
-        nonlocal done
-        desc, _, _ = conv[-1]["value"].partition(". ")
-        if rng.random() >= share or (sc := _scene_of(desc + ".")) is None: return dict(conversations=conv)
-        done += 1
+    def make(sc, rest, rng):
         st = W.statements(sc, rng); rng.shuffle(st)
-        return dict(conversations=conv[:-1] + [{**conv[-1], "value": " ".join(st[:rng.randint(3, 6)])}])
-    out = captions.map(one, input_columns=["conversations"], load_from_cache_file=False, desc="statements-first captions")
-    if share > 0 and done == 0:
-        raise MMKitError("statements_first: no caption record starts with a microcosm canonical description; set statements_first=0 for other captions")
-    return out
+        return " ".join(st[:rng.randint(3, 6)])
+    return _rewrite_canonical(captions, share, seed, "statements_first", "statements-first", make)
 
 def text_before_image(ds, texts, tokenizer, share: float, seed: int = 0, max_tokens: int = 48):
     """Encoded caption records (`mmkit.data.encode`, template `plain`) with a `share` of those with an image given
