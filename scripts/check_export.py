@@ -15,7 +15,11 @@ def check_export(root) -> list[str]:
         shutil.copytree(root/"mmkit", tmp/"mmkit", ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copy(root/"pyproject.toml", tmp/"pyproject.toml")
         exe = Path(sys.executable).with_name("nbdev-export")
-        r = subprocess.run([str(exe) if exe.exists() else "nbdev-export"], cwd=tmp, capture_output=True, text=True)
+        cmd = str(exe) if exe.exists() else shutil.which("nbdev-export")
+        if cmd is None:
+            raise SystemExit(f"check_export: nbdev-export is not installed for {sys.executable}; "
+                             "run `source scripts/_env.sh` (it sets up .venv) or `bash scripts/test.sh` first")
+        r = subprocess.run([cmd], cwd=tmp, capture_output=True, text=True)
         if r.returncode: raise SystemExit(f"nbdev-export failed:\n{r.stdout}{r.stderr}")
         changed = []
         for p in sorted(set((tmp/"mmkit").rglob("*.py")) | {tmp/"mmkit"/q.relative_to(root/"mmkit") for q in (root/"mmkit").rglob("*.py")}):
