@@ -11,7 +11,7 @@ wordings and answers; 60 fresh training-part scenes each): the skills the held-o
     python bench/controls_by_kind.py runs/lang_only/checkpoint runs/mlan/checkpoint runs/vis_only/checkpoint
     python bench/controls_by_kind.py --scene-kinds runs/lang_only/checkpoint
 """
-import argparse, collections, json, random, re
+import argparse, collections, json, random
 
 from mmkit import tasks, world
 from mmkit.evaluate import control_suites, evaluate
@@ -20,11 +20,8 @@ from mmkit.tasks import Q
 
 
 def kind_of(question: str) -> str:
-    "The `Q` kind whose wording `question` uses."
-    for kind, wordings in Q.items():
-        for w in wordings:
-            if re.search(re.sub(r"\\\{\w+\\\}", ".+", re.escape(w)), question): return kind
-    return "other"
+    "The `Q` kind whose wording `question` uses (`tasks._phrase_regex`, the template matcher of the leakage check)."
+    return next((kind for kind, wordings in Q.items() for w in wordings if tasks._phrase_regex(w).search(question)), "other")
 
 
 def scene_items(n: int = 60, seed: int = 7) -> list[dict]:

@@ -414,7 +414,7 @@ def run_experiment(recipe, *, run_name=None, base=None, seed=0, budget=None, siz
     st = process_state()                                        # several processes: the main one writes, all train and score
     with st.main_process_first():                               # the main process generates the microcosm if absent
         ids = _example_ids(p)                                   # may raise (budget > pool) before any folder exists
-    if (st.num_processes > 1 and (p["base"] or settings()["default_base"]) == "microcosm"
+    if (st.num_processes > 1 and default
             and not (microcosm_base(p["size"], p["scale"])/"base.json").is_file()):
         raise RunError(f"the microcosm base ({microcosm_base(p['size'], p['scale']).name}) is not built, and building it "
                        f"takes one process: run `mmkit base{' --size ' + p['size'] if p['size'] else ''} --scale {p['scale']}` "

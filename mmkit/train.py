@@ -421,12 +421,12 @@ def lookup_gate(model, processor, n: int = 100, seed: int = 12345) -> dict:
         prompts.append(f"{d} The {sc.pos(o)} cell holds"); gold.append(o.name)
         first.append(min((x.name for x in sc.objects), key=d.find)); names.append([x.name for x in sc.objects]); asked.append((d, sc, o))
     from mmkit.tasks import _pick
+    first_letter = lambda s: (m := re.search(r"\(([a-d])\)", s)) and m[1]     # `circle (b).` -> `b`
     picks, letters, chance = [], [], []
     for d, sc, o in asked:                                      # the same scenes and cells, asked as pick-one questions
         q, a = _pick(rng, f"shape at {sc.pos(o)}", o.shape, W.SHAPES).rsplit(" A: ", 1)
-        picks.append(f"{d} {q} A:"); letters.append(re.search(r"\(([a-d])\)", a)[1]); chance.append(1 / q.count(") "))
+        picks.append(f"{d} {q} A:"); letters.append(first_letter(a)); chance.append(1 / q.count(") "))
     outs = [_after_article(o) for o in greedy(model, processor, prompts, max_new_tokens=5)]
-    first_letter = lambda o: (m := re.search(r"\(([a-d])\)", o)) and m[1]
     pick_ok = [first_letter(o) == l for o, l in zip(greedy(model, processor, picks, max_new_tokens=8), letters)]
     ok = [o.startswith(g) for o, g in zip(outs, gold)]
     share = lambda xs: round(sum(xs) / len(xs), 4) if xs else None
@@ -556,19 +556,20 @@ def _scene_of(desc: str):
     except MMKitError: return None
     return sc if W.describe(sc) == desc else None
 
-def _rewrite_canonical(captions, share: float, seed: int, setting: str, rng_name: str, make):
+def _rewrite_canonical(captions, share: float, seed: int, setting: str, make):
     """`captions` with a `share` of the records still in canonical form (`<description>. <statements>`) rewritten by
-    `make(scene, rest, rng)` (`rest`: the record's statements); `setting` names the stage-1 setting in errors."""
+    `make(scene, rest, rng)` (`rest`: the record's statements); `setting` names the stage-1 setting (errors, the rng)."""
     import random
     if not 0 <= share <= 1: raise MMKitError(f"{setting}: share must be in [0, 1], got {share!r}")
-    rng, done = random.Random(f"{rng_name}-{seed}"), 0
+    name = setting.replace("_", "-")
+    rng, done = random.Random(f"{name}-{seed}"), 0
     def one(conv):
         nonlocal done
         desc, _, rest = conv[-1]["value"].partition(". ")
         if rng.random() >= share or (sc := _scene_of(desc + ".")) is None: return dict(conversations=conv)
         done += 1
         return dict(conversations=conv[:-1] + [{**conv[-1], "value": make(sc, rest, rng)}])
-    out = captions.map(one, input_columns=["conversations"], load_from_cache_file=False, desc=f"{rng_name} captions")
+    out = captions.map(one, input_columns=["conversations"], load_from_cache_file=False, desc=f"{name} captions")
     if share > 0 and done == 0:
         raise MMKitError(f"{setting}: no caption record starts with a microcosm canonical description; set {setting}=0 for other captions")
     return out
@@ -584,7 +585,7 @@ def cells_first_captions(captions, share: float, seed: int = 0):
         cells = [f"{W.placements(sc, o)[0]} The {o.name} is {o.size}." for o in sc.objects]
         rng.shuffle(cells)
         return W.fix_articles(" ".join(cells + ([rest] if rest else [])))
-    return _rewrite_canonical(captions, share, seed, "cells_first", "cells-first", make)
+    return _rewrite_canonical(captions, share, seed, "cells_first", make)
 
 def statements_first_captions(captions, share: float, seed: int = 0):
     """`captions` with a `share` of the records still canonical (`<description>. <statements>`) replaced by 3 to 6 of
@@ -596,7 +597,7 @@ def statements_first_captions(captions, share: float, seed: int = 0):
     def make(sc, rest, rng):
         st = W.statements(sc, rng); rng.shuffle(st)
         return " ".join(st[:rng.randint(3, 6)])
-    return _rewrite_canonical(captions, share, seed, "statements_first", "statements-first", make)
+    return _rewrite_canonical(captions, share, seed, "statements_first", make)
 
 def text_before_image(ds, texts, tokenizer, share: float, seed: int = 0, max_tokens: int = 48):
     """Encoded caption records (`mmkit.data.encode`, template `plain`) with a `share` of those with an image given
