@@ -5,7 +5,6 @@
 # %% ../nbs/03_tasks.ipynb #a8b8c7a2
 from __future__ import annotations
 import hashlib, json, random, re, shutil, time
-from typing import NamedTuple
 from pathlib import Path
 from .config import MMKitError, cache_dir, config_hash, atomic_write_json
 from .world import (SHAPES, COLORS, OBJECT_SIZES, ROWS, COLS, Scene, sample_split_scene, render,
@@ -14,14 +13,13 @@ from .world import (SHAPES, COLORS, OBJECT_SIZES, ROWS, COLS, Scene, sample_spli
 import mmkit.world as world
 
 # %% auto #0
-__all__ = ['LETTERS', 'ANSWER_STYLE', 'MC_ANSWER_STYLE', 'YN_ANSWER_STYLE', 'SHORT_SUFFIX', 'MC_SUFFIX', 'YN_SUFFIX',
-           'GENERIC_SUFFIX', 'GENERIC_SHARE', 'PASSAGE_INTRO', 'Q', 'K', 'NAMES', 'PLACES', 'PRONOUN', 'CONTEXT_KINDS',
-           'STAGE0_WEIGHTS', 'WORDS', 'SYLLABLES', 'PSEUDO_WORDS', 'CONCEPTS', 'PICK_SHARE', 'SCENE_YN', 'YN', 'IMK',
-           'TRAIN_TASKS', 'LANGUAGE_SUITES', 'VISION_SUITES', 'SUITES', 'NEGATIVE_SUITE', 'HELDOUT_N', 'INSTR',
-           'HELDOUT_TEMPLATES', 'POPE_CATEGORIES', 'POPULAR', 'HELDOUT_GENERATORS', 'SCALES', 'Verdict',
-           'record_answer', 'dataset_digest', 'stage0_corpus', 'stage1_captions', 'instruction_pools', 'heldout',
-           'check_item', 'check_heldout', 'heldout_phrases', 'check_leakage', 'export_llava', 'build_microcosm',
-           'microcosm']
+__all__ = ['LETTERS', 'ANSWER_STYLE', 'MC_ANSWER_STYLE', 'SHORT_SUFFIX', 'MC_SUFFIX', 'YN_SUFFIX', 'GENERIC_SUFFIX',
+           'GENERIC_SHARE', 'PASSAGE_INTRO', 'Q', 'K', 'NAMES', 'PLACES', 'PRONOUN', 'CONTEXT_KINDS', 'STAGE0_WEIGHTS',
+           'WORDS', 'SYLLABLES', 'PSEUDO_WORDS', 'CONCEPTS', 'PICK_SHARE', 'SCENE_YN', 'YN', 'IMK', 'TRAIN_TASKS',
+           'LANGUAGE_SUITES', 'VISION_SUITES', 'SUITES', 'NEGATIVE_SUITE', 'HELDOUT_N', 'INSTR', 'HELDOUT_TEMPLATES',
+           'POPE_CATEGORIES', 'POPULAR', 'HELDOUT_GENERATORS', 'SCALES', 'record_answer', 'dataset_digest',
+           'stage0_corpus', 'stage1_captions', 'instruction_pools', 'heldout', 'check_item', 'check_heldout',
+           'heldout_phrases', 'check_leakage', 'export_llava', 'build_microcosm', 'microcosm']
 
 # %% ../nbs/03_tasks.ipynb #5e41ff65
 LETTERS = "ABCDEFGH"
@@ -31,20 +29,11 @@ def _img(scene, image_size):
 
 ANSWER_STYLE = 'The best answer is "{}".'   # what the evaluation protocol pre-fills; see the note above
 MC_ANSWER_STYLE = 'The best answer is "{}" ({}).'   # multiple choice: the option's text, then its letter
-YN_ANSWER_STYLE = 'The best answer is "{}, so {}".'  # yes/no: the fact that decides it, then the verdict
-
-class Verdict(NamedTuple):
-    "The answer of a yes/no record: the fact that decides it (`reason`), then `yes` or `no` (`YN_ANSWER_STYLE`)."
-    reason: str
-    answer: str
 
 def _record(id, task, modality, human, answer, image=None) -> dict:
-    """A LLaVA-format record; `answer` a short answer, a `Verdict` for yes/no (`YN_ANSWER_STYLE`), or
-    `(option text, letter)` for multiple choice (`MC_ANSWER_STYLE`)."""
+    "A LLaVA-format record; `answer` a short answer, or `(option text, letter)` for multiple choice (`MC_ANSWER_STYLE`)."
     human = fix_articles(human)
-    if isinstance(answer, Verdict): answer = YN_ANSWER_STYLE.format(fix_articles(answer.reason), answer.answer)
-    elif isinstance(answer, tuple): answer = MC_ANSWER_STYLE.format(fix_articles(answer[0]), answer[1])
-    else: answer = ANSWER_STYLE.format(fix_articles(answer))
+    answer = MC_ANSWER_STYLE.format(fix_articles(answer[0]), answer[1]) if isinstance(answer, tuple) else ANSWER_STYLE.format(fix_articles(answer))
     if image is not None: human = "<image>\n" + human
     return dict(id=id, image=image, conversations=[{"from": "human", "value": human}, {"from": "gpt", "value": answer}],
                 task=task, modality=modality)
@@ -63,12 +52,11 @@ def _mc(choices, gold: int) -> tuple:
     return choices[gold], LETTERS[gold]
 
 def record_answer(gpt: str) -> str:
-    """The gold answer in a training answer: the short answer of `ANSWER_STYLE`, the letter of `MC_ANSWER_STYLE`, the
-    yes or no of `YN_ANSWER_STYLE`."""
-    for style, group in ((MC_ANSWER_STYLE, 2), (YN_ANSWER_STYLE, 2), (ANSWER_STYLE, 1)):
+    "The gold answer in a training answer: the short answer of `ANSWER_STYLE`, the letter of `MC_ANSWER_STYLE`."
+    for style, group in ((MC_ANSWER_STYLE, 2), (ANSWER_STYLE, 1)):
         m = re.fullmatch(re.escape(style).replace(re.escape("{}"), "(.*?)"), gpt, re.S)
-        if m and (style != YN_ANSWER_STYLE or m.group(2) in ("yes", "no")): return m.group(group)
-    raise MMKitError(f"record_answer: {gpt!r} is in none of tasks.ANSWER_STYLE, MC_ANSWER_STYLE, YN_ANSWER_STYLE")
+        if m: return m.group(group)
+    raise MMKitError(f"record_answer: {gpt!r} is in neither tasks.ANSWER_STYLE nor tasks.MC_ANSWER_STYLE")
 
 def _training_features():
     import datasets
@@ -341,15 +329,13 @@ def _t_scene_yn(rng, i):
         present = sorted({(o.color, o.shape) for o in sc.objects})
         co, sh = rng.choice(present) if want == "yes" else rng.choice([(c, s) for c in COLORS for s in SHAPES if (c, s) not in present])
         q = _fill(rng, SCENE_YN[kind], name=f"{co} {sh}")
-        reason = " and ".join(sc.pos(o) for o in sc.objects if (o.color, o.shape) == (co, sh)) or "none"
     else:
         pairs = lambda s: [(a, b) for a in s.objects for b in s.objects if relation(s, a, b)]
         sc = sample_split_scene(rng, False, min_objects=2, where=lambda s: bool(pairs(s)))
         a, b = rng.choice(pairs(sc)); rel = relation(sc, a, b)
         if want == "no": rel = rng.choice([r for r in RELATIONS if r != rel])
         q = _fill(rng, SCENE_YN[kind], a=a.name, b=b.name, rel=rel)
-        reason = f"{sc.pos(a)} and {sc.pos(b)}"
-    return f"{_passage(rng, sc)}\n{q} {_suffix(rng, YN_SUFFIX)}", Verdict(reason, want), None, [describe(sc)]
+    return f"{_passage(rng, sc)}\n{q} {_suffix(rng, YN_SUFFIX)}", want, None, [describe(sc)]
 
 def _t_scene_mc(rng, i):
     gold = i % 4
@@ -409,18 +395,18 @@ def _t_knowledge_yn(rng, i):
     kind = rng.choice(list(YN))
     if kind == "corners":
         sh = rng.choice(SHAPES); n = CORNERS[sh] if want else rng.choice([v for v in (0, 3, 4, 12) if v != CORNERS[sh]])
-        q, reason = rng.choice(YN[kind]).format(shape=sh, n=n), str(CORNERS[sh])
+        q = rng.choice(YN[kind]).format(shape=sh, n=n)
     elif kind == "meaning":
         co = rng.choice(COLORS); m = MEANINGS[co] if want else rng.choice([v for v in MEANINGS.values() if v != MEANINGS[co]])
-        q, reason = rng.choice(YN[kind]).format(color=co, m=m), MEANINGS[co]
+        q = rng.choice(YN[kind]).format(color=co, m=m)
     elif kind == "creature":
-        cr = rng.choice(list(CREATURES)); co, sh = reason_cs = CREATURES[cr]
+        cr = rng.choice(list(CREATURES)); co, sh = CREATURES[cr]
         if not want: co, sh = rng.choice([(c, s) for c in COLORS for s in SHAPES if (c, s) != (co, sh)])
-        q, reason = rng.choice(YN[kind]).format(creature=cr, color=co, shape=sh), "a {} {}".format(*reason_cs)
+        q = rng.choice(YN[kind]).format(creature=cr, color=co, shape=sh)
     else:
         a, b = rng.randint(0, ARITH_MAX), rng.randint(0, ARITH_MAX); c = a + b if want else a + b + rng.choice([-2, -1, 1, 2])
-        q, reason = rng.choice(YN[kind]).format(a=a, b=b, c=c), str(a + b)
-    return f"{q} {_suffix(rng, YN_SUFFIX)}", Verdict(reason, "yes" if want else "no"), None, []
+        q = rng.choice(YN[kind]).format(a=a, b=b, c=c)
+    return f"{q} {_suffix(rng, YN_SUFFIX)}", "yes" if want else "no", None, []
 
 def _t_story_qa(rng, i):
     text, (n1, co, sh, sz, pl, n2) = _story(rng)

@@ -1,5 +1,5 @@
 "Tasks: determinism, schemas, the independent answer checker, answer balance, leakage checks, LLaVA export round trip."
-import collections, json, re
+import collections, json
 import numpy as np
 import pytest
 from PIL import Image
@@ -67,49 +67,9 @@ def test_multiple_choice_answers_name_the_right_option_then_its_letter():
         if r["task"].endswith("_mc"):
             choices = parse_choices(human.replace("<image>", "").strip())
             assert gpt == T.MC_ANSWER_STYLE.format(choices[T.LETTERS.index(letter)], letter), gpt
-        elif r["task"].endswith("_yn"): assert re.fullmatch(r'The best answer is "[^"]+, so (yes|no)"\.', gpt) and letter in ("yes", "no"), gpt
         else: assert gpt == T.ANSWER_STYLE.format(letter)
     assert collections.Counter(T.record_answer(r["conversations"][1]["value"]) for r in mc) == {L: 6 for L in "ABCD"}
-    with pytest.raises(MMKitError, match="none of"): T.record_answer("B")
-
-
-def test_yes_no_answers_state_the_deciding_fact_truly_then_the_verdict():
-    import random
-    from mmkit.world import CORNERS, MEANINGS, CREATURES, RELATIONS, fix_articles
-    verdicts, kinds = collections.Counter(), set()
-    for i in range(200):                                       # knowledge: the fact recalled, then whether the claim matches it
-        human, ans, _, _ = T._t_knowledge_yn(random.Random(i), i)
-        q = human.split("?")[0]
-        if m := re.search(r"(\d+) corners on an? (\w+)|an? (\w+) (?:have|got) (\d+) corners", q):
-            shape, n = (m[2], m[1]) if m[1] else (m[3], m[4]); kinds.add("corners")
-            assert ans.reason == str(CORNERS[shape]) and (ans.answer == "yes") == (n == ans.reason), (q, ans)
-        elif m := re.search(r"(\w+) (?:stand for|the color of|mean) (\w+)$", q):
-            color, claim = m[1], m[2]; kinds.add("meaning")
-            assert ans.reason == MEANINGS[color] and (ans.answer == "yes") == (claim == ans.reason), (q, ans)
-        elif m := re.search(r"(?:a|every) (\w+) (?:a|an|look like an?) (\w+ \w+)$", q):
-            kinds.add("creature")
-            assert ans.reason == "a {} {}".format(*CREATURES[m[1]]) and (ans.answer == "yes") == (ans.reason.endswith(" " + m[2])), (q, ans)
-        else:
-            a, b, c = map(int, re.findall(r"\d+", q)); kinds.add("sum")
-            assert ans.reason == str(a + b) and (ans.answer == "yes") == (a + b == c), (q, ans)
-        verdicts[ans.answer] += 1
-    assert kinds == {"corners", "meaning", "creature", "sum"} and verdicts["yes"] == verdicts["no"] == 100
-    for i in range(200):                                       # scenes: the cells read from the passage, then the verdict
-        human, ans, _, (canon,) = T._t_scene_yn(random.Random(i), i)
-        cells = collections.defaultdict(list)
-        for m in re.finditer(r"an? (?:small|large) (\w+ \w+) at (?:the )?([a-z]+ [a-z]+)", canon): cells[m[1]].append(m[2])
-        q = human.split("\n")[-1]
-        if m := re.search(r"(?:contain an?|Is an?|Can an?) (\w+ \w+) (?:part|be found|\?)|contain an? (\w+ \w+)\?", q):
-            name = m[1] or m[2]
-            assert ans.reason == (" and ".join(cells.get(name, [])) or "none") and (ans.answer == "yes") == (name in cells), (q, ans, canon)
-        else:
-            a, rel, b = re.search(r"the (\w+ \w+) (?:sit |is )?(" + "|".join(RELATIONS) + r") the (\w+ \w+)\?", q).groups()
-            (ra, ca), (rb, cb) = (cells[a][0].split(), cells[b][0].split())
-            assert ans.reason == f"{cells[a][0]} and {cells[b][0]}", (q, ans, canon)
-            col, row = ["left", "center", "right"].index, ["top", "middle", "bottom"].index
-            true = {"left of": ra == rb and col(ca) < col(cb), "right of": ra == rb and col(ca) > col(cb),
-                    "above": ca == cb and row(ra) < row(rb), "below": ca == cb and row(ra) > row(rb)}[rel]
-            assert (ans.answer == "yes") == true, (q, ans, canon)
+    with pytest.raises(MMKitError, match="neither"): T.record_answer("B")
 
 
 def test_bind_documents_look_up_every_object_of_their_scene_correctly():
