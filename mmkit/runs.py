@@ -408,21 +408,20 @@ def run_experiment(recipe, *, run_name=None, base=None, seed=0, budget=None, siz
     ident = _identity(p)
     from mmkit.config import settings
     from mmkit.train import resolve_base, base_path as microcosm_base
-    default = (p["base"] or settings()["default_base"]) == "microcosm"
-    old = _folder_state(run, ident, force, str(microcosm_base(p["size"], p["scale"])) if default else None)
+    mb = microcosm_base(p["size"], p["scale"]) if (p["base"] or settings()["default_base"]) == "microcosm" else None
+    old = _folder_state(run, ident, force, mb and str(mb))      # the microcosm base these parameters give today, if any
     if old and old["status"] == "complete" and not force: return _reused(run, old)
     st = process_state()                                        # several processes: the main one writes, all train and score
     with st.main_process_first():                               # the main process generates the microcosm if absent
         ids = _example_ids(p)                                   # may raise (budget > pool) before any folder exists
-    if (st.num_processes > 1 and default
-            and not (microcosm_base(p["size"], p["scale"])/"base.json").is_file()):
-        raise RunError(f"the microcosm base ({microcosm_base(p['size'], p['scale']).name}) is not built, and building it "
+    if st.num_processes > 1 and mb and not (mb/"base.json").is_file():
+        raise RunError(f"the microcosm base ({mb.name}) is not built, and building it "
                        f"takes one process: run `mmkit base{' --size ' + p['size'] if p['size'] else ''} --scale {p['scale']}` "
                        "once, then launch the run on several")
     base_path = resolve_base(p["base"], size=p["size"], scale=p["scale"])
     with run_lock(run) if st.is_main_process else nullcontext():   # one writer per run folder, released even on a crash
         if st.is_main_process:
-            old = _folder_state(run, ident, force, base_path if default else None)   # again, under the lock: another run may have changed it meanwhile
+            old = _folder_state(run, ident, force, mb and base_path)   # again, under the lock: another run may have changed it meanwhile
             if old and old["status"] == "complete" and not force and st.num_processes == 1: return _reused(run, old)
             if force and old: print(f"[runs] force: clearing {run}"); _clear(run)
             elif old and old["status"] == "broken": (run/"metrics.json").unlink(missing_ok=True)   # corrupt results: evaluate again
