@@ -1,0 +1,31 @@
+"""bench/restated_answers.py's pools: only one-object scene_qa answers change, each restates an object the passage
+describes and that the answer is about, and the answer itself stays as it was."""
+import importlib.util, re
+from pathlib import Path
+
+from mmkit import tasks
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("restated_answers", Path(__file__).resolve().parents[1]/"bench"/"restated_answers.py")
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
+
+def test_restated_pools_restate_the_object_asked_about():
+    b = _bench()
+    old, new = tasks.instruction_pools(seed=0), b.restated_pools(0)
+    assert len(old) == len(new)
+    changed = [(o, n) for o, n in zip(old, new) if o["conversations"] != n["conversations"]]
+    assert 300 < len(changed) < 800                                  # about half of the 800 scene_qa records
+    for o, n in changed:
+        assert o["task"] == n["task"] == "scene_qa" and o["conversations"][0] == n["conversations"][0]
+        was, now = o["conversations"][1]["value"], n["conversations"][1]["value"]
+        restate, answer = now[: -len(was) - 1], tasks.record_answer(was)
+        assert now.endswith(" " + was)
+        passage = o["conversations"][0]["value"].split("\n")[0]
+        m = re.fullmatch(r"The (\w+ \w+) cell holds an? (\w+) (\w+)\.", restate) or re.fullmatch(r"The (\w+) (\w+) is (small|large)\.", restate)
+        assert m, restate
+        if "cell holds" in restate:
+            assert answer in (m[2], m[3]) and m[1] in o["conversations"][0]["value"]
+            assert f"{m[2]} {m[3]}" in passage
+        else:
+            assert answer == m[3] and f"{m[1]} {m[2]}" in passage
