@@ -15,7 +15,7 @@ def test_real_scale_bench_runs_its_pipeline_at_the_tiny_shape(tmp_path):
     res = json.loads(out.read_text())
     s2, ev = res["stage2"], res["eval"]
     assert s2["examples"] == 48 and s2["tokens"]["image_tokens"] > 0 and s2["tokens"]["image_tokens"] % 576 == 0
-    assert s2["window_examples"] > 0 and s2["useful_tokens_per_s"] > 0 and 0 < s2["frac_bf16_peak"] < 1
+    assert s2["window_examples"] > 0 and s2["useful_tokens_per_s"] > 0 and s2["frac_bf16_peak"] > 0
     assert s2["lora"]["r"] == 128 and len(s2["lora"]["target_modules"]) == 7
     from mmkit.train import bf16_available          # bf16 where native; a CPU without it runs (and measures its peak in) fp32
     assert res["peak_dtype"] == ("bf16" if bf16_available() else "fp32")
@@ -39,7 +39,7 @@ def test_train_throughput_bench_runs_every_side_and_reports_the_targets(tmp_path
     assert [k for k in res if k in ("baseline", "mmkit", "mmkit+compile")] == kinds and len(res["rounds"]) == 2
     for k in kinds:   # 2 timed steps of up to 8 examples (grouped batches at a modality's end can be smaller)
         s = res[k]
-        assert 0 < s["examples"] <= 2 * 8 and s["useful_tokens"] > 0 and s["useful_tokens_per_s"] > 0 and 0 < s["frac_bf16_peak"] < 1
+        assert 0 < s["examples"] <= 2 * 8 and s["useful_tokens"] > 0 and s["useful_tokens_per_s"] > 0 and s["frac_bf16_peak"] > 0
         assert s["frac_bf16_peak"] in [x["sides"][k]["frac_bf16_peak"] for x in res["rounds"]]   # the median round's figure
     assert res["mmkit"]["padding_fraction"] <= res["baseline"]["padding_fraction"]   # grouped batches pad less
     for k in kinds[1:]:
@@ -72,7 +72,9 @@ def test_shapes_bench_interleaves_the_shapes_against_the_first(tmp_path):
     assert first["to_first"] == [1.0, 1.0] and first["to_first_median"] == 1.0
     assert other["to_first"] == [round(x["sides"]["32,64,2,2"]["useful_tokens_per_s"] / x["sides"]["64,128,1,2"]["useful_tokens_per_s"], 3)
                                  for x in res["rounds"]]
-    assert all(0 < x["sides"][n]["frac_bf16_peak"] < 1 for x in res["rounds"] for n in res["shapes"])
+    # > 0 only: the fraction divides two timings, and a peak measured while another process loads the CPU can come out
+    # below what training reached (a fraction over 1 under load, seen on 2026-12-07); no timing is asserted
+    assert all(x["sides"][n]["frac_bf16_peak"] > 0 for x in res["rounds"] for n in res["shapes"])
     same = subprocess.run([sys.executable, str(ROOT/"bench"/"shapes.py"), "--lm", "64,128,1,2", "64,128,1,2"],
                           capture_output=True, text=True, timeout=120)
     assert same.returncode == 2 and "two or more different shapes" in same.stderr
