@@ -1,18 +1,14 @@
 """bench/restated_answers.py's pools: only one-object scene_qa answers change, each restates an object the passage
 describes and that the answer is about, and the answer itself stays as it was."""
-import importlib.util, re
+import re, sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]/"bench"))
+import restated_answers as R
 from mmkit import tasks
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("restated_answers", Path(__file__).resolve().parents[1]/"bench"/"restated_answers.py")
-    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
-    return mod
-
 def test_restated_pools_restate_the_object_asked_about():
-    b = _bench()
-    old, new = tasks.instruction_pools(seed=0), b.restated_pools(0)
+    old, new = tasks.instruction_pools(seed=0), R.restated_pools(0)
     assert len(old) == len(new)
     changed = [(o, n) for o, n in zip(old, new) if o["conversations"] != n["conversations"]]
     assert 300 < len(changed) < 800                                  # about half of the 800 scene_qa records
