@@ -16,6 +16,8 @@ the model writes. `image_qa` is also asked with the image removed. Accuracy per 
 
     python bench/restated_answers.py                       # lang_only, seed 0
     python bench/restated_answers.py --seeds 0 1 2
+    python bench/restated_answers.py --seeds 0 1 2 --style quoted   # inside the quotes: "the top left cell holds an
+                                                                     # orange cross, so orange" (the part after `, so ` is read)
     python bench/restated_answers.py --lookup BASE_OR_CHECKPOINT ...   # the look-up form alone, in three contexts
 """
 import argparse, collections, json, re, tempfile
@@ -27,9 +29,15 @@ from mmkit.evaluate import control_suites, normalize_answer
 from mmkit.model import generation_prompt, load_model
 from mmkit.train import greedy, train_stage2
 
-def restated_pools(seed: int = 0):
+STYLES = ("sentence", "quoted")
+
+def restated_pools(seed: int = 0, style: str = "sentence"):
     """The stage-2 pools of world seed `seed` with each one-object `scene_qa` answer restating that object first; the
-    generator's own question function is wrapped (it still draws the same questions) to learn which object it asked about."""
+    generator's own question function is wrapped (it still draws the same questions) to learn which object it asked about.
+    `style` "sentence": `The top left cell holds an orange cross. The best answer is "orange".`; "quoted": the
+    restatement inside the quotes, so that it follows the answer lead the evaluation pre-fills:
+    `The best answer is "the top left cell holds an orange cross, so orange".`"""
+    if style not in STYLES: raise SystemExit(f"style must be one of {STYLES}, got {style!r}")
     asked, orig = [], tasks._scene_question
     def wrapped(rng, sc, kinds=("color_at", "shape_at", "where", "count", "count_color", "size")):
         q, a = orig(rng, sc, kinds)
@@ -45,7 +53,9 @@ def restated_pools(seed: int = 0):
         if r["task"] in ("scene_qa", "image_qa"):            # the two tasks that ask `_scene_question`, in pool order
             restate = next(it)
             if r["task"] == "scene_qa" and restate:
-                r = {**r, "conversations": [r["conversations"][0], {**r["conversations"][1], "value": f"{restate} {r['conversations'][1]['value']}"}]}
+                gpt = r["conversations"][1]["value"]
+                gpt = f"{restate} {gpt}" if style == "sentence" else tasks.ANSWER_STYLE.format(f"{restate[0].lower()}{restate[1:-1]}, so {tasks.record_answer(gpt)}")
+                r = {**r, "conversations": [r["conversations"][0], {**r["conversations"][1], "value": gpt}]}
         rows.append(r)
     return mdata.from_records_dataset(datasets.Dataset.from_list(rows, features=pools.features), "restated pools")
 
@@ -58,7 +68,7 @@ def kinds_of(question: str) -> str:
             if re.search(rx, question): return kind
     return "?"
 
-def ask(checkpoint, suites) -> dict:
+def ask(checkpoint, suites, lead_tokens: int = 8) -> dict:
     "Accuracy (%) per kind on `scene_qa` and `image_qa` (with the image and without), lead pre-filled and open."
     model, processor = load_model(checkpoint)
     out = {}
@@ -66,11 +76,12 @@ def ask(checkpoint, suites) -> dict:
         for suite, image in (("scene_qa", False), ("image_qa", True), ("image_qa/no image", False)):
             items = suites[suite.split("/")[0]]
             prompts = [generation_prompt(it["question"], has_image=image, answer_prefix=prefix) for it in items]
-            outs = greedy(model, processor, prompts, images=[it["image"] for it in items] if image else None, max_new_tokens=28 if not prefix else 8)
+            outs = greedy(model, processor, prompts, images=[it["image"] for it in items] if image else None, max_new_tokens=lead_tokens if prefix else 28)
             hit = collections.defaultdict(list)
             for it, o in zip(items, outs):
                 m = re.search(r'best answer is "([^"]*)"', o) if not prefix else None
                 pred = m[1] if m else (o.split('"')[0] if prefix else o)
+                pred = pred.rsplit(", so ", 1)[-1]                  # the quoted style's answer
                 hit[kinds_of(it["question"])].append(normalize_answer(pred) == normalize_answer(it["answer"]))
             out[f"{suite}, {prompt}"] = {k: round(100 * sum(v) / len(v)) for k, v in sorted(hit.items())}
     return out
@@ -98,21 +109,23 @@ def main():
     ap.add_argument("--recipe", default="lang_only")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--controls", type=int, default=120, help="fresh control items per task")
+    ap.add_argument("--style", default="sentence", choices=STYLES, help="where the restatement goes (see restated_pools)")
+    ap.add_argument("--skip-default", action="store_true", help="train only on the restated pools")
     ap.add_argument("--base", default=None, help="base folder (default: the cached microcosm base)")
     ap.add_argument("--lookup", nargs="+", metavar="CHECKPOINT", help="only measure the look-up form in these checkpoints")
     a = ap.parse_args()
     if a.lookup:
         for ck in a.lookup: print(json.dumps(dict(checkpoint=ck, **lookup(ck))))
         return
-    pools, new = mdata.microcosm_pools(seed=0), restated_pools(0)
+    pools, new = mdata.microcosm_pools(seed=0), restated_pools(0, a.style)
     changed = sum(x != y for x, y in zip(pools["conversations"], new["conversations"]))
     print(f"restated {changed} scene_qa answers; e.g.", next(y[1]["value"] for x, y in zip(pools["conversations"], new["conversations"]) if x != y))
     suites = control_suites(a.controls)
     for seed in a.seeds:
-        for name, p in (("default answers", pools), ("restated answers", new)):
+        for name, p in ((("default answers", pools),) if not a.skip_default else ()) + ((f"restated answers ({a.style})", new),):
             with tempfile.TemporaryDirectory() as out:
                 res = train_stage2(a.recipe, out, base=a.base, pools=p, seed=seed)
-                print(json.dumps(dict(recipe=a.recipe, seed=seed, pools=name, final_answer_loss=res["final_answer_loss"], **ask(res["checkpoint"], suites))))
+                print(json.dumps(dict(recipe=a.recipe, seed=seed, pools=name, final_answer_loss=res["final_answer_loss"], **ask(res["checkpoint"], suites, 28 if a.style == "quoted" else 8))))
 
 
 if __name__ == "__main__":

@@ -25,3 +25,13 @@ def test_restated_pools_restate_the_object_asked_about():
             assert f"{m[2]} {m[3]}" in passage
         else:
             assert answer == m[3] and f"{m[1]} {m[2]}" in passage
+
+def test_quoted_style_puts_the_restatement_inside_the_answer_before_the_answer():
+    old, new = tasks.instruction_pools(seed=0), R.restated_pools(0, "quoted")
+    changed = [(o, n) for o, n in zip(old, new) if o["conversations"] != n["conversations"]]
+    assert 300 < len(changed) < 800 and all(o["task"] == "scene_qa" for o, _ in changed)
+    for o, n in changed:
+        said = tasks.record_answer(n["conversations"][1]["value"])       # still in tasks.ANSWER_STYLE
+        restate, _, answer = said.rpartition(", so ")
+        assert answer == tasks.record_answer(o["conversations"][1]["value"])
+        assert re.fullmatch(r"the (\w+ \w+) cell holds an? \w+ \w+|the \w+ \w+ is (small|large)", restate), restate
