@@ -428,6 +428,8 @@ def write_report(out_dir=None, runs_dir=None, readme=None) -> dict:
     `results.md`; the intact runs are reported."""
     from plotly.offline import get_plotlyjs
     root = Path(runs_dir).expanduser() if runs_dir is not None else _default_runs_dir()
+    if runs_dir is not None and not root.is_dir():               # a misspelt folder would give an empty report, silently
+        raise MMKitError(f"report: the runs folder {root} does not exist")
     out = Path(out_dir).expanduser() if out_dir is not None else root/"report"
     from mmkit.evaluate import chance_levels
     runs = mruns.list_runs(root)

@@ -53,6 +53,11 @@ def stage_args(stage: str, **overrides) -> dict:
         if k not in row and k not in ("max_steps", "save_steps", "seed", "bf16", "group", "grad_accum", "logging_steps", "lora", "resume",
                                       "gradient_checkpointing", "compile") and k not in OPTIONAL_SETTINGS.get(stage, ()):
             raise MMKitError(f"{stage}: unknown setting {k!r}")
+        like = row.get(k, 0.0 if k in OPTIONAL_SETTINGS.get(stage, ()) else None)   # optional settings are shares
+        number = lambda x: isinstance(x, (int, float)) and not isinstance(x, bool)
+        if like is not None and (number(like) and not number(v) or isinstance(like, (str, bool)) and type(v) is not type(like)):
+            raise MMKitError(f"{stage}: setting {k!r} must be {'a number' if number(like) else type(like).__name__} "
+                             f"(like its default {like!r}), got {v!r}")
         row[k] = v
     return row
 

@@ -88,6 +88,9 @@ def test_cli_errors_are_one_line(tmp_path):
     assert "Traceback" not in r.stderr and not (tmp_path/"runs").exists()
     r = subprocess.run([MMKIT, "runs", "--runs-dir", str(tmp_path), "--json"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and json.loads(r.stdout) == []
+    r = subprocess.run([MMKIT, "report", "--runs-dir", str(tmp_path/"misspelt")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.startswith("mmkit: error:") and "runs folder" in r.stderr and "does not exist" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path/"misspelt").exists()
 
 
 def test_report_with_damaged_runs_reports_the_intact_ones(runs3, tmp_path):

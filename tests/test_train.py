@@ -121,6 +121,12 @@ def test_text_before_image_puts_unsupervised_text_between_bos_and_the_image(micr
     with pytest.raises(MMKitError, match="share must be in"): T.text_before_image(enc, micro["corpus"], proc.tokenizer, 1.5)
     assert T.stage_args("stage1", text_before=0.5)["text_before"] == 0.5 and "text_before" not in T.STAGES["stage1"]
     with pytest.raises(MMKitError, match="unknown setting"): T.stage_args("stage2", text_before=0.5)
+    # a value of the wrong type fails here, not after stage 0 in `int('abc' * n)` or a scheduler lookup
+    with pytest.raises(MMKitError, match=r"stage1: setting 'replay' must be a number \(like its default 0.0\), got 'abc'"):
+        T.stage_args("stage1", replay="abc")
+    with pytest.raises(MMKitError, match="setting 'text_before' must be a number"): T.stage_args("stage1", text_before="half")
+    with pytest.raises(MMKitError, match="setting 'scheduler' must be str"): T.stage_args("stage0", scheduler=3)
+    assert T.stage_args("stage0", epochs=2.5, lr=1)["epochs"] == 2.5 and T.stage_args("stage0", scheduler="cosine")["scheduler"] == "cosine"
 
 def test_caption_scores_read_cells_first_captions():
     from mmkit import world as W
@@ -340,6 +346,8 @@ def test_cli_base_takes_stage_settings(test_base, capsys):
     assert "stage0: unknown setting 'epochz'" in capsys.readouterr().err
     assert main(["base", "--size", "test", "--scale", "test", "--stage1", "epochs"]) == 2
     assert "--stage1: expected KEY=VALUE, got 'epochs'" in capsys.readouterr().err
+    assert main(["base", "--size", "test", "--scale", "test", "--stage1", "replay=abc"]) == 2
+    assert "stage1: setting 'replay' must be a number" in capsys.readouterr().err
 
 
 def test_base_gates_are_measured_recorded_and_checked_before_stage2(tmp_path, test_base, capsys):
