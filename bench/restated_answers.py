@@ -18,6 +18,7 @@ the model writes. `image_qa` is also asked with the image removed. Accuracy per 
     python bench/restated_answers.py --seeds 0 1 2
     python bench/restated_answers.py --seeds 0 1 2 --style quoted   # inside the quotes: "the top left cell holds an
                                                                      # orange cross, so orange" (the part after `, so ` is read)
+    python bench/restated_answers.py --seeds 0 1 2 --style named    # "…, so its color is orange"
     python bench/restated_answers.py --lookup BASE_OR_CHECKPOINT ...   # the look-up form alone, in three contexts
 """
 import argparse, collections, json, re, tempfile
@@ -29,14 +30,15 @@ from mmkit.evaluate import control_suites, normalize_answer
 from mmkit.model import generation_prompt, load_model
 from mmkit.train import greedy, train_stage2
 
-STYLES = ("sentence", "quoted")
+STYLES = ("sentence", "quoted", "named")
 
 def restated_pools(seed: int = 0, style: str = "sentence"):
     """The stage-2 pools of world seed `seed` with each one-object `scene_qa` answer restating that object first; the
     generator's own question function is wrapped (it still draws the same questions) to learn which object it asked about.
     `style` "sentence": `The top left cell holds an orange cross. The best answer is "orange".`; "quoted": the
     restatement inside the quotes, so that it follows the answer lead the evaluation pre-fills:
-    `The best answer is "the top left cell holds an orange cross, so orange".`"""
+    `The best answer is "the top left cell holds an orange cross, so orange".`; "named": the same, naming the attribute
+    asked before giving it (`…, so its color is orange"`)."""
     if style not in STYLES: raise SystemExit(f"style must be one of {STYLES}, got {style!r}")
     asked, orig = [], tasks._scene_question
     def wrapped(rng, sc, kinds=("color_at", "shape_at", "where", "count", "count_color", "size")):
@@ -54,10 +56,17 @@ def restated_pools(seed: int = 0, style: str = "sentence"):
             restate = next(it)
             if r["task"] == "scene_qa" and restate:
                 gpt = r["conversations"][1]["value"]
-                gpt = f"{restate} {gpt}" if style == "sentence" else tasks.ANSWER_STYLE.format(f"{restate[0].lower()}{restate[1:-1]}, so {tasks.record_answer(gpt)}")
+                a = tasks.record_answer(gpt)
+                said = a if style == "quoted" else f"its {_attribute(restate, a)} is {a}"
+                gpt = f"{restate} {gpt}" if style == "sentence" else tasks.ANSWER_STYLE.format(f"{restate[0].lower()}{restate[1:-1]}, so {said}")
                 r = {**r, "conversations": [r["conversations"][0], {**r["conversations"][1], "value": gpt}]}
         rows.append(r)
     return mdata.from_records_dataset(datasets.Dataset.from_list(rows, features=pools.features), "restated pools")
+
+def _attribute(restate: str, answer: str) -> str:
+    "Which attribute of the restated object `answer` is: color, shape or size."
+    if answer in ("small", "large"): return "size"
+    return "color" if answer in W.COLORS else "shape"     # the questions' own word (tasks.Q)
 
 def kinds_of(question: str) -> str:
     "The `tasks.Q` kind of a scene question."
@@ -82,6 +91,7 @@ def ask(checkpoint, suites, lead_tokens: int = 8) -> dict:
                 m = re.search(r'best answer is "([^"]*)"', o) if not prefix else None
                 pred = m[1] if m else (o.split('"')[0] if prefix else o)
                 pred = pred.rsplit(", so ", 1)[-1]                  # the quoted style's answer
+                if pred.startswith("its ") and " is " in pred: pred = pred.rsplit(" is ", 1)[1]     # the named style's
                 hit[kinds_of(it["question"])].append(normalize_answer(pred) == normalize_answer(it["answer"]))
             out[f"{suite}, {prompt}"] = {k: round(100 * sum(v) / len(v)) for k, v in sorted(hit.items())}
     return out
@@ -125,7 +135,7 @@ def main():
         for name, p in ((("default answers", pools),) if not a.skip_default else ()) + ((f"restated answers ({a.style})", new),):
             with tempfile.TemporaryDirectory() as out:
                 res = train_stage2(a.recipe, out, base=a.base, pools=p, seed=seed)
-                print(json.dumps(dict(recipe=a.recipe, seed=seed, pools=name, final_answer_loss=res["final_answer_loss"], **ask(res["checkpoint"], suites, 28 if a.style == "quoted" else 8))))
+                print(json.dumps(dict(recipe=a.recipe, seed=seed, pools=name, final_answer_loss=res["final_answer_loss"], **ask(res["checkpoint"], suites, 8 if a.style == "sentence" else 28))))
 
 
 if __name__ == "__main__":

@@ -3,9 +3,11 @@ describes and that the answer is about, and the answer itself stays as it was.""
 import re, sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]/"bench"))
 import restated_answers as R
-from mmkit import tasks
+from mmkit import tasks, world as W
 
 def test_restated_pools_restate_the_object_asked_about():
     old, new = tasks.instruction_pools(seed=0), R.restated_pools(0)
@@ -26,12 +28,18 @@ def test_restated_pools_restate_the_object_asked_about():
         else:
             assert answer == m[3] and f"{m[1]} {m[2]}" in passage
 
-def test_quoted_style_puts_the_restatement_inside_the_answer_before_the_answer():
-    old, new = tasks.instruction_pools(seed=0), R.restated_pools(0, "quoted")
+@pytest.mark.parametrize("style", ["quoted", "named"])
+def test_quoted_styles_put_the_restatement_inside_the_answer_before_the_answer(style):
+    old, new = tasks.instruction_pools(seed=0), R.restated_pools(0, style)
     changed = [(o, n) for o, n in zip(old, new) if o["conversations"] != n["conversations"]]
     assert 300 < len(changed) < 800 and all(o["task"] == "scene_qa" for o, _ in changed)
     for o, n in changed:
         said = tasks.record_answer(n["conversations"][1]["value"])       # still in tasks.ANSWER_STYLE
         restate, _, answer = said.rpartition(", so ")
-        assert answer == tasks.record_answer(o["conversations"][1]["value"])
+        gold = tasks.record_answer(o["conversations"][1]["value"])
+        if style == "named":
+            attribute = "size" if gold in ("small", "large") else "color" if gold in W.COLORS else "shape"
+            assert answer == f"its {attribute} is {gold}"
+            assert attribute == "size" or attribute in o["conversations"][0]["value"].split("\n")[-1]   # the word the question asks with
+        else: assert answer == gold
         assert re.fullmatch(r"the (\w+ \w+) cell holds an? \w+ \w+|the \w+ \w+ is (small|large)", restate), restate
