@@ -40,7 +40,10 @@ def documents(n: int, max_filler: int, seed: int = 0, cues=("A:",)) -> list[str]
     rng, out = random.Random(f"far-lookup-{seed}"), []
     for _ in range(n):
         sc = W.sample_split_scene(rng, heldout=False)
-        lines = [" ".join((lambda qa: (qa[0], qa[1] + "."))(question(rng, sc, rng.randint(0, max_filler), cues))) for _ in range(rng.randint(1, 3))]
+        lines = []
+        for _ in range(rng.randint(1, 3)):
+            q, a = question(rng, sc, rng.randint(0, max_filler), cues)
+            lines.append(f"{q} {a}.")
         out.append(f"{W.describe(sc, rng.randrange(len(W.PHRASINGS)))} " + " ".join(lines))
     return out
 

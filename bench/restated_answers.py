@@ -57,25 +57,22 @@ def restated_pools(seed: int = 0, style: str = "sentence"):
             if r["task"] == "scene_qa" and restate:
                 gpt = r["conversations"][1]["value"]
                 a = tasks.record_answer(gpt)
-                said = a if style == "quoted" else f"its {_attribute(restate, a)} is {a}"
+                said = a if style == "quoted" else f"its {_attribute(a)} is {a}"
                 gpt = f"{restate} {gpt}" if style == "sentence" else tasks.ANSWER_STYLE.format(f"{restate[0].lower()}{restate[1:-1]}, so {said}")
                 r = {**r, "conversations": [r["conversations"][0], {**r["conversations"][1], "value": gpt}]}
         rows.append(r)
     return mdata.from_records_dataset(datasets.Dataset.from_list(rows, features=pools.features), "restated pools")
 
-def _attribute(restate: str, answer: str) -> str:
+def _attribute(answer: str) -> str:
     "Which attribute of the restated object `answer` is: color, shape or size."
     if answer in ("small", "large"): return "size"
     return "color" if answer in W.COLORS else "shape"     # the questions' own word (tasks.Q)
 
+_KINDS = [(kind, tasks._phrase_regex(t)) for kind, ts in tasks.Q.items() for t in ts]
+
 def kinds_of(question: str) -> str:
     "The `tasks.Q` kind of a scene question."
-    for kind, ts in tasks.Q.items():
-        for t in ts:
-            rx = re.escape(t)
-            for slot in ("pos", "name", "color"): rx = rx.replace(re.escape("{" + slot + "}"), ".+")
-            if re.search(rx, question): return kind
-    return "?"
+    return next((kind for kind, rx in _KINDS if rx.search(question)), "?")
 
 def ask(checkpoint, suites, lead_tokens: int = 8) -> dict:
     "Accuracy (%) per kind on `scene_qa` and `image_qa` (with the image and without), lead pre-filled and open."
@@ -96,23 +93,15 @@ def ask(checkpoint, suites, lead_tokens: int = 8) -> dict:
             out[f"{suite}, {prompt}"] = {k: round(100 * sum(v) / len(v)) for k, v in sorted(hit.items())}
     return out
 
-def lookup(checkpoint, n: int = 200, seed: int = 12345) -> dict:
-    """The look-up gate's form (`<description> The <cell> cell holds`, held-out scenes) on its own, after the v1 chat
-    template's system prompt and `USER:`, and after an unrelated corpus sentence: accuracy (%) of naming the object."""
-    import random
+def lookup(checkpoint, n: int = 200) -> dict:
+    """The look-up gate (`mmkit.train.lookup_gate`: `<description> The <cell> cell holds`, held-out scenes) on its own,
+    after the v1 chat template's system prompt and `USER:`, and after an unrelated corpus sentence: accuracy (%)."""
     from mmkit.model import TEMPLATES
-    from mmkit.train import _after_article
-    rng, items = random.Random(seed), []
-    for _ in range(n):
-        sc = W.sample_split_scene(rng, heldout=True); o = rng.choice(sc.objects)
-        items.append((W.describe(sc, rng.randrange(len(W.PHRASINGS))), sc.pos(o), o.name))
+    from mmkit.train import lookup_gate
     model, processor = load_model(checkpoint)
-    v1, out = TEMPLATES["v1"], {}
-    for where, before in (("alone", ""), ("after the system prompt", v1.system + "USER: "),
-                          ("after other text", "The color red stands for fire. A blip is a blue square. ")):
-        outs = greedy(model, processor, [f"{before}{d} The {pos} cell holds" for d, pos, _ in items], max_new_tokens=5)
-        out[where] = round(100 * sum(_after_article(o).startswith(g) for o, (_, _, g) in zip(outs, items)) / n, 1)
-    return out
+    return {where: round(100 * lookup_gate(model, processor, n=n, before=before)["lookup_accuracy"], 1)
+            for where, before in (("alone", ""), ("after the system prompt", TEMPLATES["v1"].system + "USER: "),
+                                  ("after other text", "The color red stands for fire. A blip is a blue square. "))}
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -397,6 +397,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'mmkit.train._after_article': ('train.html#_after_article', 'mmkit/train.py'),
                              'mmkit.train._check_writable': ('train.html#_check_writable', 'mmkit/train.py'),
                              'mmkit.train._checkpointing': ('train.html#_checkpointing', 'mmkit/train.py'),
+                             'mmkit.train._number': ('train.html#_number', 'mmkit/train.py'),
                              'mmkit.train._overrides': ('train.html#_overrides', 'mmkit/train.py'),
                              'mmkit.train._rewrite_canonical': ('train.html#_rewrite_canonical', 'mmkit/train.py'),
                              'mmkit.train._scene_of': ('train.html#_scene_of', 'mmkit/train.py'),

@@ -44,6 +44,8 @@ STAGES = {
 # the same when one is added: off unless given (`text_before`: given by `MICROCOSM_STAGE1` since microcosm v2.5).
 OPTIONAL_SETTINGS = {"stage1": ("text_before", "statements_first")}
 
+def _number(x) -> bool: return isinstance(x, (int, float)) and not isinstance(x, bool)
+
 def stage_args(stage: str, **overrides) -> dict:
     "The `STAGES[stage]` row with `overrides` (None values ignored); unknown keys are an error."
     if stage not in STAGES: raise MMKitError(f"unknown stage {stage!r} (known: {', '.join(STAGES)})")
@@ -54,9 +56,8 @@ def stage_args(stage: str, **overrides) -> dict:
                                       "gradient_checkpointing", "compile") and k not in OPTIONAL_SETTINGS.get(stage, ()):
             raise MMKitError(f"{stage}: unknown setting {k!r}")
         like = row.get(k, 0.0 if k in OPTIONAL_SETTINGS.get(stage, ()) else None)   # optional settings are shares
-        number = lambda x: isinstance(x, (int, float)) and not isinstance(x, bool)
-        if like is not None and (number(like) and not number(v) or isinstance(like, (str, bool)) and type(v) is not type(like)):
-            raise MMKitError(f"{stage}: setting {k!r} must be {'a number' if number(like) else type(like).__name__} "
+        if like is not None and (_number(like) and not _number(v) or isinstance(like, (str, bool)) and type(v) is not type(like)):
+            raise MMKitError(f"{stage}: setting {k!r} must be {'a number' if _number(like) else type(like).__name__} "
                              f"(like its default {like!r}), got {v!r}")
         row[k] = v
     return row
@@ -405,7 +406,7 @@ def _after_article(text: str) -> str:
     import re
     return re.sub(r"^\s*an?\s+", "", text)
 
-def lookup_gate(model, processor, n: int = 100, seed: int = 12345) -> dict:
+def lookup_gate(model, processor, n: int = 100, seed: int = 12345, before: str = "") -> dict:
     """Can the model read a description it has in context? `n` unseen (held-out-part) scenes described in a random
     phrasing, then `The <cell> cell holds` (the corpus's restating style): the share of greedy completions that name
     the object in that cell after its article (`lookup_accuracy`; the prompt stops before the article, since `a` would
@@ -416,21 +417,22 @@ def lookup_gate(model, processor, n: int = 100, seed: int = 12345) -> dict:
     binding them to their cells gets); `lookup_other_object`, the share of misses that name another object of the scene;
     `lookup_pick_accuracy`, the same look-up asked as the corpus's pick-one quiz line (`tasks._pick`: the shape at a cell
     among three or four lettered options, answered with the option and its letter; right when the first letter in
-    brackets it writes is the right option's; a random letter gets `lookup_pick_chance`)."""
+    brackets it writes is the right option's; a random letter gets `lookup_pick_chance`). `before`: text put in front of every
+    prompt (the same items read after other context, e.g. the chat template's system prompt: bench/restated_answers.py)."""
     import random, re
     from mmkit import world as W
     rng = random.Random(seed); prompts, gold, first, names, asked = [], [], [], [], []
     for _ in range(n):
         sc = W.sample_split_scene(rng, heldout=True); o = rng.choice(sc.objects)
         d = W.describe(sc, rng.randrange(len(W.PHRASINGS)))
-        prompts.append(f"{d} The {sc.pos(o)} cell holds"); gold.append(o.name)
+        prompts.append(f"{before}{d} The {sc.pos(o)} cell holds"); gold.append(o.name)
         first.append(min((x.name for x in sc.objects), key=d.find)); names.append([x.name for x in sc.objects]); asked.append((d, sc, o))
     from mmkit.tasks import _pick
     first_letter = lambda s: (m := re.search(r"\(([a-d])\)", s)) and m[1]     # `circle (b).` -> `b`
     picks, letters, chance = [], [], []
     for d, sc, o in asked:                                      # the same scenes and cells, asked as pick-one questions
         q, a = _pick(rng, f"shape at {sc.pos(o)}", o.shape, W.SHAPES).rsplit(" A: ", 1)
-        picks.append(f"{d} {q} A:"); letters.append(first_letter(a)); chance.append(1 / q.count(") "))
+        picks.append(f"{before}{d} {q} A:"); letters.append(first_letter(a)); chance.append(1 / q.count(") "))
     outs = [_after_article(o) for o in greedy(model, processor, prompts, max_new_tokens=5)]
     pick_ok = [first_letter(o) == l for o, l in zip(greedy(model, processor, picks, max_new_tokens=8), letters)]
     ok = [o.startswith(g) for o, g in zip(outs, gold)]

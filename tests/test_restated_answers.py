@@ -9,8 +9,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]/"bench"))
 import restated_answers as R
 from mmkit import tasks, world as W
 
-def test_restated_pools_restate_the_object_asked_about():
-    old, new = tasks.instruction_pools(seed=0), R.restated_pools(0)
+@pytest.fixture(scope="module")
+def old():
+    "The unchanged pools, generated once for the module."
+    return tasks.instruction_pools(seed=0)
+
+def test_restated_pools_restate_the_object_asked_about(old):
+    new = R.restated_pools(0)
     assert len(old) == len(new)
     changed = [(o, n) for o, n in zip(old, new) if o["conversations"] != n["conversations"]]
     assert 300 < len(changed) < 800                                  # about half of the 800 scene_qa records
@@ -29,8 +34,8 @@ def test_restated_pools_restate_the_object_asked_about():
             assert answer == m[3] and f"{m[1]} {m[2]}" in passage
 
 @pytest.mark.parametrize("style", ["quoted", "named"])
-def test_quoted_styles_put_the_restatement_inside_the_answer_before_the_answer(style):
-    old, new = tasks.instruction_pools(seed=0), R.restated_pools(0, style)
+def test_quoted_styles_put_the_restatement_inside_the_answer_before_the_answer(old, style):
+    new = R.restated_pools(0, style)
     changed = [(o, n) for o, n in zip(old, new) if o["conversations"] != n["conversations"]]
     assert 300 < len(changed) < 800 and all(o["task"] == "scene_qa" for o, _ in changed)
     for o, n in changed:

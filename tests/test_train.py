@@ -365,6 +365,10 @@ def test_base_gates_are_measured_recorded_and_checked_before_stage2(tmp_path, te
     assert 0 <= s0["lookup_accuracy_several"] <= 1 and (s0["lookup_first_named"] is None or 0 <= s0["lookup_first_named"] <= 1)
     assert 0.25 <= s0["lookup_any_object"] <= 1                # 1-4 objects per scene: naming any of them is right 1/n of the time
     assert s0["lookup_other_object"] is None or 0 <= s0["lookup_other_object"] <= 1
+    from mmkit.model import load_model                    # the same items after other context (`before`)
+    m, p = load_model(test_base)
+    plain, after = T.lookup_gate(m, p, n=8), T.lookup_gate(m, p, n=8, before="USER: ")
+    assert [e["prompt"] for e in after["lookup_examples"]] == ["USER: " + e["prompt"] for e in plain["lookup_examples"]]
     cw = s0["after_copy_warmup"]                          # stage 0 opened with its copying warm-up, measured on its own
     assert cw["repeat_first_loss"] > 0 and abs(cw["repeat_ratio"] - cw["repeat_second_loss"] / cw["repeat_first_loss"]) < 1e-3
     assert info["gate_failures"] == T.gate_failures(g)
