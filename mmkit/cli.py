@@ -109,7 +109,9 @@ def cmd_base(a):
           + (f" (first-named object on {g0['lookup_first_named']:.1%} of the others)" if g0.get("lookup_first_named") is not None else "")
           + (f"; naming any object of the scene gets {g0['lookup_any_object']:.1%}" if g0.get("lookup_any_object") is not None else "")
           + (f"; the look-up as a pick-one quiz line {g0['lookup_pick_accuracy']:.1%} (a random letter {g0['lookup_pick_chance']:.1%})"
-             if g0.get("lookup_pick_accuracy") is not None else ""))
+             if g0.get("lookup_pick_accuracy") is not None else "")
+          + (f"; presence {g0['presence_accuracy']:.1%} (`yes` on {g0['presence_yes_share']:.1%}; {g0['presence_after_mention']:.1%} "
+             "after a sentence naming the object)" if g0.get("presence_accuracy") is not None else ""))
     failed = gate_failures(info["gates"])                       # today's GATES, also for a base cached before a gate was added
     if failed: print("gates missed: " + "; ".join(failed))
     print(f"gate 1 (alignment, unseen scenes): exact {g1['exact']:.1%}, color {g1['color']:.1%}, shape {g1['shape']:.1%}, "

@@ -23,11 +23,11 @@ __all__ = ['STAGES', 'OPTIONAL_SETTINGS', 'GATES', 'IMAGE_LAYOUTS', 'BASE_FILES'
            'COPY_STEPS', 'TEMPLATE_REPEATS', 'stage_args', 'cpu_bf16_attention', 'bf16_available', 'answer_masks',
            'MMTrainer', 'last_complete_checkpoint', 'cxx_compiler', 'compiled_training', 'run_trainer', 'lm_blocks',
            'copy_blocks', 'train_stage0', 'knowledge_probes', 'perplexity', 'greedy', 'repeat_gate', 'lookup_gate',
-           'gate0', 'gate_failures', 'CellProbe', 'cell_labels', 'probe_dataset', 'pretrain_vision', 'probe_accuracy',
-           'replay_blocks', 'cells_first_captions', 'statements_first_captions', 'text_before_image', 'train_stage1',
-           'parse_description', 'caption_scores', 'cell_questions', 'named_cells', 'gate1', 'check_base',
-           'resolve_base', 'answer_lead_ids', 'train_stage2', 'tokenizer_texts', 'stage_keys', 'base_key', 'base_path',
-           'base_shape', 'build_base']
+           'presence_items', 'presence_gate', 'gate0', 'gate_failures', 'CellProbe', 'cell_labels', 'probe_dataset',
+           'pretrain_vision', 'probe_accuracy', 'replay_blocks', 'cells_first_captions', 'statements_first_captions',
+           'text_before_image', 'train_stage1', 'parse_description', 'caption_scores', 'cell_questions', 'named_cells',
+           'gate1', 'check_base', 'resolve_base', 'answer_lead_ids', 'train_stage2', 'tokenizer_texts', 'stage_keys',
+           'base_key', 'base_path', 'base_shape', 'build_base']
 
 # %% ../nbs/05_train.ipynb #693cc043
 STAGES = {
@@ -445,8 +445,38 @@ def lookup_gate(model, processor, n: int = 100, seed: int = 12345, before: str =
                 lookup_pick_accuracy=share(pick_ok), lookup_pick_chance=round(float(np.mean(chance)), 4),
                 lookup_examples=[dict(prompt=p, answer=g, output=o) for p, g, o in list(zip(prompts, gold, outs))[:4]])
 
+def presence_items(n: int = 200, seed: int = 12345) -> list[tuple[str, str, str]]:
+    """`n` (description, colour and shape, gold `yes`/`no`) on unseen (held-out-part) scenes in a random phrasing; the
+    even items ask about one of the scene's objects, the odd ones about a colour and shape it lacks."""
+    import random
+    from mmkit import world as W
+    rng, out = random.Random(seed), []
+    for i in range(n):
+        sc = W.sample_split_scene(rng, heldout=True)
+        present = sorted({(o.color, o.shape) for o in sc.objects})
+        there = i % 2 == 0
+        co, sh = rng.choice(present) if there else rng.choice([(c, s) for c in W.COLORS for s in W.SHAPES if (c, s) not in present])
+        out.append((W.describe(sc, rng.randrange(len(W.PHRASINGS))), f"{co} {sh}", "yes" if there else "no"))
+    return out
+
+def presence_gate(model, processor, n: int = 200, seed: int = 12345) -> dict:
+    """Can the model tell whether a scene it has in context holds an object? `n` unseen (held-out-part) scenes, half
+    asked about one of their objects and half about a colour and shape they lack, in the corpus's quiz line
+    (`Q: any red circle? A:`): the share of greedy answers that are right (`presence_accuracy`; always `yes` or
+    always `no` gets 50 %), the share that say `yes` (`presence_yes_share`), and the accuracy when an unrelated sentence
+    names the asked object first (`presence_after_mention`: `A question names the red circle.`, a sentence the
+    corpus does not use), as a chat question does; a model that answers `yes` for any earlier mention fails there."""
+    from mmkit import world as W
+    items = presence_items(n, seed)
+    plain = greedy(model, processor, [f"{d}\nQ: any {k}? A:" for d, k, _ in items], max_new_tokens=2)
+    named = greedy(model, processor, [W.fix_articles(f"{d}\nA question names the {k}. Q: any {k}? A:") for d, k, _ in items], max_new_tokens=2)
+    right = lambda outs: round(sum(o.startswith(g) for o, (_, _, g) in zip(outs, items)) / n, 4)
+    return dict(presence_accuracy=right(plain), presence_yes_share=round(sum(o.startswith("yes") for o in plain) / n, 4),
+                presence_after_mention=right(named), presence_items=n)
+
 def gate0(model, processor, heldout_texts) -> dict:
-    "Stage-0 gates: held-out perplexity, knowledge completion (per kind), copying (`repeat_gate`), look-up (`lookup_gate`)."
+    """Stage-0 gates: held-out perplexity, knowledge completion (per kind), copying (`repeat_gate`), look-up
+    (`lookup_gate`), presence (`presence_gate`)."""
     probes = knowledge_probes()
     outs = greedy(model, processor, [p for _, p, _ in probes], max_new_tokens=6)
     ok = np.array([o.startswith(a) and o[len(a):len(a) + 1] in ("", ".", " ", ",") for o, (_, _, a) in zip(outs, probes)])
@@ -455,7 +485,7 @@ def gate0(model, processor, heldout_texts) -> dict:
                 knowledge_accuracy=round(float(ok.mean()), 4), knowledge_items=len(probes),
                 knowledge_by_kind={k: round(float(ok[kinds == k].mean()), 4) for k in dict.fromkeys(kinds)},
                 knowledge_examples=[dict(prompt=p, answer=a, output=o) for (_, p, a), o in list(zip(probes, outs))[:: max(1, len(probes) // 8)]],
-                **repeat_gate(model, processor.tokenizer), **lookup_gate(model, processor))
+                **repeat_gate(model, processor.tokenizer), **lookup_gate(model, processor), **presence_gate(model, processor))
 
 GATES = {  # name: (where in base.json's gates, comparison, threshold)
     "copying": (("stage0", "repeat_ratio"), "<=", 0.20),
@@ -464,6 +494,7 @@ GATES = {  # name: (where in base.json's gates, comparison, threshold)
     "caption shape": (("stage1", "shape"), ">=", 0.90),
     "image look-up": (("stage1", "image_lookup_accuracy"), ">=", 0.90),   # not in issue 21's list: see gate1
     "pick-one": (("stage0", "lookup_pick_accuracy"), ">=", 0.90),   # not in issue 21's list: the look-up, then its option's letter
+    "presence": (("stage0", "presence_accuracy"), ">=", 0.75),   # not in issue 21's list: up to v2.5 the base said `no` to every item
 }
 
 def gate_failures(gates: dict) -> list[str]:
@@ -881,7 +912,15 @@ def build_base(size: str | None = None, scale: str = "default", seed: int = 0, f
     ov = _overrides(stage0, stage1, size); stage0, stage1 = ov["stage0"], ov["stage1"]
     if (out/"base.json").is_file() and not force:
         cached = base_shape(out)
-        if cached == SIZES.get(size): return out
+        if cached == SIZES.get(size):
+            info = read_json(out/"base.json")
+            if "presence_accuracy" not in info["gates"].get("stage0", {}):     # a base built before the presence gate
+                model, processor = load_model(out)
+                info["gates"].setdefault("stage0", {}).update(presence_gate(model, processor))
+                info["gate_failures"] = gate_failures(info["gates"])
+                atomic_write_json(out/"base.json", info)
+                print(f"[base] measured the presence gate on {out.name}, built before that gate existed")
+            return out
         print(f"[base] {out} was built with another shape than SIZES[{size!r}] now gives ({cached}); rebuilding it")
     m = tasks.microcosm(seed=seed, scale=scale)
     texts = tokenizer_texts(m)

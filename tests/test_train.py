@@ -372,7 +372,11 @@ def test_base_gates_are_measured_recorded_and_checked_before_stage2(tmp_path, te
     cw = s0["after_copy_warmup"]                          # stage 0 opened with its copying warm-up, measured on its own
     assert cw["repeat_first_loss"] > 0 and abs(cw["repeat_ratio"] - cw["repeat_second_loss"] / cw["repeat_first_loss"]) < 1e-3
     assert info["gate_failures"] == T.gate_failures(g)
-    assert T.gate_failures({"stage0": dict(repeat_ratio=0.1, lookup_accuracy=0.95, knowledge_accuracy=0.99, lookup_pick_accuracy=0.95),
+    assert 0 <= s0["presence_accuracy"] <= 1 and 0 <= s0["presence_yes_share"] <= 1 and 0 <= s0["presence_after_mention"] <= 1
+    pg = T.presence_gate(m, p, n=10)                      # half the items about an object the scene has: always `yes` scores 50 %
+    assert pg["presence_items"] == 10 and pg["presence_accuracy"] in [k / 10 for k in range(11)]
+    assert T.gate_failures({"stage0": dict(repeat_ratio=0.1, lookup_accuracy=0.95, knowledge_accuracy=0.99, lookup_pick_accuracy=0.95,
+                                           presence_accuracy=0.8),
                             "stage1": dict(shape=0.95, image_lookup_accuracy=0.95)}) == []
     assert T.gate_failures({"stage0": dict(repeat_ratio=0.5)})[0].startswith("copying: stage0.repeat_ratio = 0.5")
     res = T.train_stage2("mlan", tmp_path/"r", size="test", scale="test", budget=16, epochs=1)
@@ -381,6 +385,17 @@ def test_base_gates_are_measured_recorded_and_checked_before_stage2(tmp_path, te
     assert res["replay_examples"] == round(0.15 * 16 / 0.85) and res["tokens"]["examples"] == 16 + res["replay_examples"]
     log = [json.loads(l) for l in (tmp_path/"r"/"loss.jsonl").read_text().splitlines()]
     assert any("answer_loss" in l and "lead_loss" in l for l in log)           # the answer's content, apart from its fixed lead
+
+
+def test_a_base_built_before_the_presence_gate_gets_it_measured_on_reuse(test_base, capsys):
+    path = test_base/"base.json"; info = json.loads(path.read_text())
+    old = {k: info["gates"]["stage0"].pop(k) for k in list(info["gates"]["stage0"]) if k.startswith("presence_")}
+    assert old and "presence_accuracy" in old
+    path.write_text(json.dumps(info))
+    assert T.build_base(size="test", scale="test") == test_base
+    again = json.loads(path.read_text())
+    assert {k: again["gates"]["stage0"][k] for k in old} == old          # the same items, the same greedy answers
+    assert again["gate_failures"] == T.gate_failures(again["gates"]) and "measured the presence gate" in capsys.readouterr().out
 
 
 def test_answer_masks_split_lead_and_content():

@@ -1,0 +1,28 @@
+"""bench/presence_forms.py: its items are true and balanced, its chat form is a stage-2 presence question, its mention
+sentence is one no training text uses, and it measures every form on a real model."""
+import re, sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]/"bench"))
+import presence_forms as P
+from mmkit import tasks
+from mmkit.train import presence_items
+
+def test_items_are_balanced_and_true_and_the_chat_form_is_stage_2s():
+    its = presence_items(60)
+    assert [g for _, _, g in its] == ["yes", "no"] * 30
+    for d, k, g in its:
+        co, sh = k.split()
+        assert (g == "yes") == bool(re.search(rf"{co} {sh}|{co} \w+ {sh}", d)) or g == "yes", (d, k)   # an absent one is named nowhere
+    q = P.SCENE_Q.split("? ")
+    assert q[0] + "?" == tasks.SCENE_YN["exists"][0].format(name="{k}") and q[1] in tasks.YN_SUFFIX
+    mention = P.forms()["quiz after a mention"]("D.", "red circle")
+    said = mention.split("D.\n", 1)[1].split(" Q:")[0]
+    assert said not in " ".join(tasks.stage0_corpus(seed=0, n=2000))
+    chat = P.forms()["chat question, quiz in the answer"]("D.", "red circle")
+    assert chat.count("red circle") == 2 and re.search(r'The best answer is "any red circle\? A:$', chat)
+
+def test_measures_every_form_on_a_model(test_base):
+    out = P.measure(test_base, n=8)
+    assert set(out) == set(P.forms())
+    assert all(0 <= v["accuracy"] <= 100 and 0 <= v["yes"] <= 100 for v in out.values())
