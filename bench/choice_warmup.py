@@ -18,18 +18,12 @@ continued base (with its base.json) to `--out`, for `python bench/option_match.p
     python bench/choice_warmup.py --steps 2000 --out /tmp/choice-base [--base BASEDIR] [--corpus-share 0.5]
                                   [--styles paren bracket colon]   # the styles trained (default: all five)
 """
-import argparse, json, random, shutil, time
-from pathlib import Path
+import argparse, json, random
 
-import numpy as np
 import torch
-from datasets import Dataset, concatenate_datasets
-from transformers import default_data_collator
+from datasets import Dataset
 
-from mmkit import tasks
-from mmkit.config import atomic_write_json
-from mmkit.model import load_model, save_model
-from mmkit.train import gate0, lm_blocks, resolve_base, run_trainer
+from mmkit.train import continue_base
 
 # a style: the option label, the query (\x00 marks where the option's content goes, \x01 where the answer follows),
 # the answer's label form, and whether the query comes before the options (as in a multiple-choice question)
@@ -123,39 +117,13 @@ def main():
     ap.add_argument("--corpus-share", type=float, default=0.5)
     ap.add_argument("--styles", nargs="+", default=list(TRAIN_STYLES), choices=list(TRAIN_STYLES), help="the styles trained (default: all)")
     a = ap.parse_args()
-    base = Path(resolve_base(a.base)); out = Path(a.out)
-    model, processor = load_model(base); tok = processor.tokenizer
     styles = {**TRAIN_STYLES, **HELD_OUT_STYLES}
-    before = letter_accuracy(model, tok, styles)
-    print("before:", before, flush=True)
-    bs, block = 32, 128
-    n_choice = int(a.steps * bs * (1 - a.corpus_share))
-    ds = choice_blocks(tok, n_choice, block, 0, {k: TRAIN_STYLES[k] for k in a.styles})
-    if a.corpus_share > 0:
-        m = tasks.microcosm(seed=0, scale="default")
-        corp = lm_blocks(m["corpus"], tok, block).shuffle(seed=0)
-        corp = corp.select(range(min(len(corp), a.steps * bs - n_choice))).add_column("attention_mask", [[1] * block] * min(len(corp), a.steps * bs - n_choice))
-        ds = concatenate_datasets([ds, corp.cast(ds.features)]).shuffle(seed=0)
-    from mmkit.model import apply_policy
-    apply_policy(model, "stage0")
-    t = time.time()
-    work = out.with_name(out.name + ".work"); shutil.rmtree(work, ignore_errors=True)
-    run_trainer(model, ds, default_data_collator, work, stage="choice warm-up", group=None, lr=a.lr, epochs=1, batch_size=bs,
-                warmup_ratio=0.06, scheduler="constant_with_warmup")
-    secs = round(time.time() - t, 1)
-    after = letter_accuracy(model, tok, styles)
-    print("after:", after, flush=True)
-    heldout = [t for t in tasks.stage0_corpus(seed=7919, n=400)]
-    g = gate0(model, processor, heldout)
-    save_model(model, processor, out)
-    info = json.loads((base/"base.json").read_text()); info["gates"]["stage0"] = g
-    info["choice_warmup"] = dict(from_base=base.name, gates_remeasured="stage0 only (vision and stage 1: the source base's)", styles=a.styles, steps=a.steps, lr=a.lr, corpus_share=a.corpus_share, seconds=secs,
-                                 letter_accuracy_before=before, letter_accuracy_after=after)
-    atomic_write_json(out/"base.json", info)
-    shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(dict(info["choice_warmup"], **{k: g[k] for k in ("knowledge_accuracy", "lookup_accuracy", "lookup_pick_accuracy",
-                                                                     "lookup_pick_chance", "repeat_ratio", "heldout_perplexity")})))
-
+    rec = continue_base(a.base, a.out, lambda tok, n: choice_blocks(tok, n, 128, 0, {k: TRAIN_STYLES[k] for k in a.styles}),
+                        steps=a.steps, name="choice_warmup", measure=lambda m, p: letter_accuracy(m, p.tokenizer, styles),
+                        corpus_share=a.corpus_share, lr=a.lr, settings=dict(styles=a.styles))
+    g = rec.pop("gates")
+    print(json.dumps(dict(rec, **{k: g[k] for k in ("knowledge_accuracy", "lookup_accuracy", "lookup_pick_accuracy",
+                                                   "lookup_pick_chance", "repeat_ratio", "heldout_perplexity")})))
 
 if __name__ == "__main__":
     main()

@@ -12,16 +12,10 @@ look-up and knowledge gates after, and saves the continued base (with its base.j
     python bench/far_lookup.py --steps 1200 --out /tmp/far-base [--base BASEDIR] [--max-filler 4] [--cues]
                                [--scheduler warmup_stable_decay]
 """
-import argparse, json, random, shutil, time
-from pathlib import Path
+import argparse, json, random
 
-from datasets import Dataset, concatenate_datasets
-from transformers import default_data_collator
-
-from mmkit import tasks, world as W
-from mmkit.config import atomic_write_json
-from mmkit.model import apply_policy, load_model, save_model
-from mmkit.train import gate0, greedy, lm_blocks, resolve_base, run_trainer
+from mmkit import world as W
+from mmkit.train import continue_base, greedy, lm_blocks
 
 FILLER = ["Look at it again.", "Take a moment.", "Think it over.", "Read the lines once more.", "The reply comes next.",
           "Here it is.", "Then comes the reply.", "Wait a little.", "Go over it slowly.", "Now the reply."]
@@ -71,36 +65,13 @@ def main():
     ap.add_argument("--cues", action="store_true", help="vary the answer cue (`CUES`) instead of always `A:`")
     ap.add_argument("--scheduler", default="constant_with_warmup", help="e.g. warmup_stable_decay (the lr decays to 0 over the last 15 %%)")
     a = ap.parse_args()
-    base = Path(resolve_base(a.base)); out = Path(a.out)
-    model, processor = load_model(base); tok = processor.tokenizer
     fillers = sorted({0, a.max_filler // 2, a.max_filler, a.max_filler + 2})
-    before = accuracy(model, processor, fillers)
-    print("before:", before, flush=True)
-    bs, block = 32, 128
-    m = tasks.microcosm(seed=0, scale="default")
-    quiz = lm_blocks(documents(int(a.steps * bs * 1.2), a.max_filler, cues=CUES if a.cues else ("A:",)), tok, block).shuffle(seed=0)
-    n_quiz = min(len(quiz), int(a.steps * bs * (1 - a.corpus_share)))
-    ds = quiz.select(range(n_quiz))
-    if a.corpus_share > 0:
-        corp = lm_blocks(m["corpus"], tok, block).shuffle(seed=0)
-        ds = concatenate_datasets([ds, corp.select(range(min(len(corp), a.steps * bs - n_quiz)))]).shuffle(seed=0)
-    apply_policy(model, "stage0")
-    t = time.time()
-    work = out.with_name(out.name + ".work"); shutil.rmtree(work, ignore_errors=True)
-    run_trainer(model, ds, default_data_collator, work, stage="far look-up", group=None, lr=a.lr, epochs=1, batch_size=bs,
-                warmup_ratio=0.06, scheduler=a.scheduler)
-    secs = round(time.time() - t, 1)
-    after = accuracy(model, processor, fillers)
-    print("after:", after, flush=True)
-    g = gate0(model, processor, [t for t in tasks.stage0_corpus(seed=7919, n=400)])
-    save_model(model, processor, out)
-    info = json.loads((base/"base.json").read_text()); info["gates"]["stage0"] = g
-    info["far_lookup"] = dict(from_base=base.name, gates_remeasured="stage0 only (vision and stage 1: the source base's)", steps=a.steps,
-                              lr=a.lr, max_filler=a.max_filler, cues=a.cues, scheduler=a.scheduler, corpus_share=a.corpus_share, seconds=secs, quiz_before=before, quiz_after=after)
-    atomic_write_json(out/"base.json", info)
-    shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(dict(info["far_lookup"], **{k: g[k] for k in ("knowledge_accuracy", "lookup_accuracy", "repeat_ratio", "heldout_perplexity")})))
-
+    cues = CUES if a.cues else ("A:",)
+    rec = continue_base(a.base, a.out, lambda tok, n: lm_blocks(documents(int(a.steps * 32 * 1.2), a.max_filler, cues=cues), tok, 128),
+                        steps=a.steps, name="far_lookup", measure=lambda m, p: accuracy(m, p, fillers), corpus_share=a.corpus_share,
+                        lr=a.lr, scheduler=a.scheduler, settings=dict(max_filler=a.max_filler, cues=a.cues))
+    g = rec.pop("gates")
+    print(json.dumps(dict(rec, **{k: g[k] for k in ("knowledge_accuracy", "lookup_accuracy", "repeat_ratio", "heldout_perplexity")})))
 
 if __name__ == "__main__":
     main()

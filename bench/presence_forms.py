@@ -15,8 +15,17 @@ run's checkpoint):
 - `chat question`: the stage-2 question and the answer lead alone, as the evaluation asks it.
 
     python bench/presence_forms.py [CHECKPOINT ...]   # default: the cached microcosm base
+
+`--train STEPS --out DIR` first continues the base (`mmkit.train.continue_base`) on fresh presence documents (a
+description, then one to three balanced quiz lines `Q: any red circle? A: yes.`), half and half with its stage-0
+corpus, and measures the forms before and after; `--pool N` draws only N documents and repeats them, as a stage-0
+corpus repeats its documents every epoch.
+
+    python bench/presence_forms.py --train 1200 --out /tmp/presence-base [--pool 2400] [--base BASEDIR]
 """
-import argparse, json
+import argparse, json, random
+
+from mmkit.train import continue_base, lm_blocks
 
 from mmkit import world as W
 from mmkit.model import TEMPLATES, load_model
@@ -34,9 +43,24 @@ def forms() -> dict:
             "chat question, quiz in the answer": lambda d, k: f"{chat(d, k)}any {k}? A:",
             "chat question": chat}
 
+def documents(n: int, pool: int | None = None, seed: int = 0) -> list[str]:
+    "`n` presence documents on training scenes: a description in a random phrasing, then 1-3 balanced quiz lines; with `pool`, `pool` of them repeated."
+    rng, out = random.Random(f"presence-docs-{seed}"), []
+    for _ in range(pool or n):
+        sc = W.sample_split_scene(rng, heldout=False)
+        present, lines = sorted({(o.color, o.shape) for o in sc.objects}), []
+        for _ in range(rng.randint(1, 3)):
+            there = rng.random() < 0.5
+            co, sh = rng.choice(present) if there else rng.choice([(c, s) for c in W.COLORS for s in W.SHAPES if (c, s) not in present])
+            lines.append(f"Q: any {co} {sh}? A: {'yes' if there else 'no'}.")
+        out.append(f"{W.describe(sc, rng.randrange(len(W.PHRASINGS)))}\n" + " ".join(lines))
+    return (out * -(-n // len(out)))[:n]
+
 def measure(checkpoint, n: int = 300) -> dict:
-    "Accuracy and `yes` share (%) per form."
-    model, processor = load_model(checkpoint)
+    "Accuracy and `yes` share (%) per form, for the model at `checkpoint`."
+    return measure_model(*load_model(checkpoint), n)
+
+def measure_model(model, processor, n: int = 300) -> dict:
     its, out = presence_items(n, seed=5), {}
     for name, f in forms().items():
         outs = greedy(model, processor, [W.fix_articles(f(d, k)) for d, k, _ in its], max_new_tokens=3)
@@ -49,7 +73,20 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("checkpoints", nargs="*")
     ap.add_argument("--n", type=int, default=300)
+    ap.add_argument("--train", type=int, metavar="STEPS", help="continue the base first, for STEPS steps (with --out)")
+    ap.add_argument("--out", help="where the continued base goes")
+    ap.add_argument("--pool", type=int, default=None, help="distinct presence documents (default: fresh ones throughout)")
+    ap.add_argument("--base", default=None, help="the base to continue (default: the cached microcosm base)")
     a = ap.parse_args()
+    if a.train:
+        if not a.out: ap.error("--train needs --out")
+        rec = continue_base(a.base, a.out, lambda tok, n: lm_blocks(documents(int(a.train * 32 * 1.5), a.pool), tok, 128),
+                            steps=a.train, name="presence_warmup", measure=lambda m, p: measure_model(m, p, a.n),
+                            scheduler="warmup_stable_decay", settings=dict(pool=a.pool))
+        g = rec.pop("gates")
+        print(json.dumps(dict(rec, **{k: g[k] for k in ("presence_accuracy", "presence_after_mention", "knowledge_accuracy",
+                                                       "lookup_accuracy", "repeat_ratio")})))
+        return
     for ck in a.checkpoints or [resolve_base(None)]:
         print(json.dumps(dict(checkpoint=str(ck), **measure(ck, a.n))), flush=True)
 

@@ -23,11 +23,11 @@ __all__ = ['STAGES', 'OPTIONAL_SETTINGS', 'GATES', 'IMAGE_LAYOUTS', 'BASE_FILES'
            'COPY_STEPS', 'TEMPLATE_REPEATS', 'stage_args', 'cpu_bf16_attention', 'bf16_available', 'answer_masks',
            'MMTrainer', 'last_complete_checkpoint', 'cxx_compiler', 'compiled_training', 'run_trainer', 'lm_blocks',
            'copy_blocks', 'train_stage0', 'knowledge_probes', 'perplexity', 'greedy', 'repeat_gate', 'lookup_gate',
-           'presence_items', 'presence_gate', 'gate0', 'gate_failures', 'CellProbe', 'cell_labels', 'probe_dataset',
-           'pretrain_vision', 'probe_accuracy', 'replay_blocks', 'cells_first_captions', 'statements_first_captions',
-           'text_before_image', 'train_stage1', 'parse_description', 'caption_scores', 'cell_questions', 'named_cells',
-           'gate1', 'check_base', 'resolve_base', 'answer_lead_ids', 'train_stage2', 'tokenizer_texts', 'stage_keys',
-           'base_key', 'base_path', 'base_shape', 'build_base']
+           'presence_items', 'presence_gate', 'gate0', 'gate_failures', 'continue_base', 'CellProbe', 'cell_labels',
+           'probe_dataset', 'pretrain_vision', 'probe_accuracy', 'replay_blocks', 'cells_first_captions',
+           'statements_first_captions', 'text_before_image', 'train_stage1', 'parse_description', 'caption_scores',
+           'cell_questions', 'named_cells', 'gate1', 'check_base', 'resolve_base', 'answer_lead_ids', 'train_stage2',
+           'tokenizer_texts', 'stage_keys', 'base_key', 'base_path', 'base_shape', 'build_base']
 
 # %% ../nbs/05_train.ipynb #693cc043
 STAGES = {
@@ -505,6 +505,50 @@ def gate_failures(gates: dict) -> list[str]:
         if v is None: out.append(f"{name}: not measured ({part}.{key})")
         elif not (v <= thr if op == "<=" else v >= thr): out.append(f"{name}: {part}.{key} = {v} (needs {op} {thr})")
     return out
+
+# %% ../nbs/05_train.ipynb #0220ac8d
+def continue_base(base, out, make_blocks, *, steps: int, name: str, measure=None, corpus_share: float = 0.5, lr: float = 1e-3,
+                  scheduler: str = "constant_with_warmup", batch_size: int = 32, block_size: int = 128, settings: dict | None = None) -> dict:
+    """Continue the language model of the base at `base` on `make_blocks(tokenizer, n)` (a Dataset of `n` or more LM
+    blocks of `block_size`) mixed with its stage-0 corpus, for `steps` steps; save it to `out` with its stage-0 gates
+    measured again and the record (`base.json[name]`: settings, seconds, `measure(model, processor)` before and after),
+    and return that record with the new gates."""
+    from datasets import concatenate_datasets
+    from mmkit import tasks
+    if not (isinstance(steps, int) and steps > 0) or not 0 <= corpus_share < 1:
+        raise MMKitError(f"continue_base: steps must be a positive int and corpus_share in [0, 1), got {steps!r} and {corpus_share!r}")
+    base, out = Path(resolve_base(base)), Path(out)
+    model, processor = load_model(base); tok = processor.tokenizer
+    before = measure(model, processor) if measure else None
+    if before is not None: print("before:", before, flush=True)
+    n_own = int(steps * batch_size * (1 - corpus_share))
+    ds = make_blocks(tok, n_own)
+    if len(ds) < n_own: raise MMKitError(f"continue_base ({name}): the probe's documents make {len(ds)} blocks of {block_size} tokens, {n_own} needed")
+    ds = ds.shuffle(seed=0).select(range(n_own))
+    info = read_json(base/"base.json")
+    if corpus_share > 0:
+        m = tasks.microcosm(seed=info.get("seed", 0), scale=info.get("scale", "default"))   # the corpus the base was built on
+        corp = lm_blocks(m["corpus"], tok, block_size).shuffle(seed=0)
+        corp = corp.select(range(min(len(corp), steps * batch_size - n_own)))
+        if "attention_mask" in ds.column_names and "attention_mask" not in corp.column_names:
+            corp = corp.add_column("attention_mask", [[1] * block_size] * len(corp))
+        ds = concatenate_datasets([ds, corp.cast(ds.features)]).shuffle(seed=0)
+    apply_policy(model, "stage0")
+    work = out.with_name(out.name + ".work"); shutil.rmtree(work, ignore_errors=True)
+    t = time.time()
+    run_trainer(model, ds, default_data_collator, work, stage=name, group=None, lr=lr, epochs=1, batch_size=batch_size,
+                warmup_ratio=0.06, scheduler=scheduler)
+    secs = round(time.time() - t, 1)
+    after = measure(model, processor) if measure else None
+    if after is not None: print("after:", after, flush=True)
+    g = gate0(model, processor, tasks.stage0_corpus(seed=7919, n=400))
+    save_model(model, processor, out)
+    info["gates"]["stage0"] = g; info["gate_failures"] = gate_failures(info["gates"])
+    info[name] = record = dict(from_base=base.name, gates_remeasured="stage0 only (vision and stage 1: the source base's)", steps=steps,
+                               lr=lr, corpus_share=corpus_share, scheduler=scheduler, seconds=secs, **(settings or {}), before=before, after=after)
+    atomic_write_json(out/"base.json", info)
+    shutil.rmtree(work, ignore_errors=True)
+    return dict(record, gates=g)
 
 # %% ../nbs/05_train.ipynb #9f5a3fda
 from torch import nn

@@ -13,7 +13,7 @@ def test_items_are_balanced_and_true_and_the_chat_form_is_stage_2s():
     assert [g for _, _, g in its] == ["yes", "no"] * 30
     for d, k, g in its:
         co, sh = k.split()
-        assert (g == "yes") == bool(re.search(rf"{co} {sh}|{co} \w+ {sh}", d)) or g == "yes", (d, k)   # an absent one is named nowhere
+        assert (g == "yes") == bool(re.search(rf"\b{co} {sh}\b", d)), (d, k)   # every phrasing says "<colour> <shape>"
     q = P.SCENE_Q.split("? ")
     assert q[0] + "?" == tasks.SCENE_YN["exists"][0].format(name="{k}") and q[1] in tasks.YN_SUFFIX
     mention = P.forms()["quiz after a mention"]("D.", "red circle")
@@ -26,3 +26,17 @@ def test_measures_every_form_on_a_model(test_base):
     out = P.measure(test_base, n=8)
     assert set(out) == set(P.forms())
     assert all(0 <= v["accuracy"] <= 100 and 0 <= v["yes"] <= 100 for v in out.values())
+
+
+def test_training_documents_answer_truly_and_a_pool_repeats():
+    docs = P.documents(40)
+    assert len(set(docs)) == 40
+    said = []
+    for d in docs:
+        desc, lines = d.split("\n")
+        for co, sh, a in re.findall(r"Q: any (\w+) (\w+)\? A: (yes|no)\.", lines):
+            assert (a == "yes") == bool(re.search(rf"\b{co} {sh}\b", desc)), d
+            said.append(a)
+    assert 0.3 < said.count("yes") / len(said) < 0.7
+    pooled = P.documents(10, pool=4)
+    assert len(pooled) == 10 and len(set(pooled)) == 4 and pooled[:4] == pooled[4:8]

@@ -398,6 +398,25 @@ def test_a_base_built_before_the_presence_gate_gets_it_measured_on_reuse(test_ba
     assert again["gate_failures"] == T.gate_failures(again["gates"]) and "measured the presence gate" in capsys.readouterr().out
 
 
+def test_continue_base_trains_on_the_probe_blocks_and_records_the_probe(tmp_path, test_base):
+    from mmkit.model import load_model
+    from mmkit.config import MMKitError
+    texts = [f"Q: any red circle? A: {'yes' if i % 2 else 'no'}." for i in range(400)]
+    seen = []
+    rec = T.continue_base(test_base, tmp_path/"cont", lambda tok, n: T.lm_blocks(texts, tok, 32), steps=3, batch_size=4, block_size=32,
+                          name="probe", measure=lambda m, p: seen.append(m.training) or len(seen), settings=dict(kind="test"))
+    assert (rec["before"], rec["after"], rec["steps"], rec["kind"]) == (1, 2, 3, "test") and "presence_accuracy" in rec["gates"]
+    info = json.loads((tmp_path/"cont"/"base.json").read_text())
+    assert info["probe"]["from_base"] == test_base.name and info["gates"]["stage0"] == rec["gates"]
+    assert info["gates"]["stage1"] == json.loads((test_base/"base.json").read_text())["gates"]["stage1"]
+    a, b = load_model(test_base)[0].language_model.state_dict(), load_model(tmp_path/"cont")[0].language_model.state_dict()
+    assert not _same(a, b)                                                   # the language model moved
+    with pytest.raises(MMKitError, match="blocks of 32 tokens, 6 needed"):
+        T.continue_base(test_base, tmp_path/"c2", lambda tok, n: T.lm_blocks(texts[:2], tok, 32), steps=3, batch_size=4, block_size=32, name="probe")
+    with pytest.raises(MMKitError, match="positive int"):
+        T.continue_base(test_base, tmp_path/"c3", lambda tok, n: None, steps=0, name="probe")
+
+
 def test_answer_masks_split_lead_and_content():
     from mmkit.model import sample_tokenizer, encode_conversation
     tok = sample_tokenizer()
