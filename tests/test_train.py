@@ -409,10 +409,11 @@ def test_continue_base_trains_on_the_probe_blocks_and_records_the_probe(tmp_path
     info = json.loads((tmp_path/"cont"/"base.json").read_text())
     assert info["probe"]["from_base"] == test_base.name and info["gates"]["stage0"] == rec["gates"]
     assert info["gates"]["stage1"] == json.loads((test_base/"base.json").read_text())["gates"]["stage1"]
-    a, b = load_model(test_base)[0].language_model.state_dict(), load_model(tmp_path/"cont")[0].language_model.state_dict()
-    assert not _same(a, b)                                                   # the language model moved
+    (m0, _), (m1, _) = load_model(test_base), load_model(tmp_path/"cont")
+    assert not _same(_part(m0, "language_model"), _part(m1, "language_model"))          # the language model moved
+    assert _same(_part(m0, "vision_tower"), _part(m1, "vision_tower"))                  # the rest did not
     with pytest.raises(MMKitError, match="blocks of 32 tokens, 6 needed"):
-        T.continue_base(test_base, tmp_path/"c2", lambda tok, n: T.lm_blocks(texts[:2], tok, 32), steps=3, batch_size=4, block_size=32, name="probe")
+        T.continue_base(test_base, tmp_path/"c2", lambda tok, n: T.lm_blocks(texts[:8], tok, 32), steps=3, batch_size=4, block_size=32, name="probe")
     with pytest.raises(MMKitError, match="positive int"):
         T.continue_base(test_base, tmp_path/"c3", lambda tok, n: None, steps=0, name="probe")
 
