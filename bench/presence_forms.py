@@ -19,9 +19,10 @@ run's checkpoint):
 `--train STEPS --out DIR` first continues the base (`mmkit.train.continue_base`) on fresh presence documents (a
 description, then one to three balanced quiz lines `Q: any red circle? A: yes.`), half and half with its stage-0
 corpus, and measures the forms before and after; `--pool N` draws only N documents and repeats them, as a stage-0
-corpus repeats its documents every epoch.
+corpus repeats its documents every epoch; `--mentions S` puts a sentence naming the asked object before a share S of
+the quiz lines (`Look for the red circle.`), so that a mention alone is not taken for presence.
 
-    python bench/presence_forms.py --train 1200 --out /tmp/presence-base [--pool 2400] [--base BASEDIR]
+    python bench/presence_forms.py --train 1200 --out /tmp/presence-base [--pool 2400] [--mentions 0.5] [--base BASEDIR]
 """
 import argparse, json, random
 
@@ -43,8 +44,12 @@ def forms() -> dict:
             "chat question, quiz in the answer": lambda d, k: f"{chat(d, k)}any {k}? A:",
             "chat question": chat}
 
-def documents(n: int, pool: int | None = None, seed: int = 0) -> list[str]:
-    "`n` presence documents on training scenes: a description in a random phrasing, then 1-3 balanced quiz lines; with `pool`, `pool` of them repeated."
+MENTIONS = ["Look for the {k}.", "Think of the {k}.", "This is about the {k}.", "Someone asks about the {k}.", "Check the {k}."]
+
+def documents(n: int, pool: int | None = None, seed: int = 0, mentions: float = 0.0) -> list[str]:
+    """`n` presence documents on training scenes: a description in a random phrasing, then 1-3 balanced quiz lines;
+    with `pool`, `pool` of them repeated; with `mentions`, that share of the lines after a sentence naming their object
+    (`MENTIONS`, none of them the forms' own `A question names the ...`)."""
     rng, out = random.Random(f"presence-docs-{seed}"), []
     for _ in range(pool or n):
         sc = W.sample_split_scene(rng, heldout=False)
@@ -52,7 +57,8 @@ def documents(n: int, pool: int | None = None, seed: int = 0) -> list[str]:
         for _ in range(rng.randint(1, 3)):
             there = rng.random() < 0.5
             co, sh = rng.choice(present) if there else rng.choice([(c, s) for c in W.COLORS for s in W.SHAPES if (c, s) not in present])
-            lines.append(f"Q: any {co} {sh}? A: {'yes' if there else 'no'}.")
+            said = f"{rng.choice(MENTIONS).format(k=f'{co} {sh}')} " if mentions and rng.random() < mentions else ""
+            lines.append(f"{said}Q: any {co} {sh}? A: {'yes' if there else 'no'}.")
         out.append(f"{W.describe(sc, rng.randrange(len(W.PHRASINGS)))}\n" + " ".join(lines))
     return (out * -(-n // len(out)))[:n]
 
@@ -77,12 +83,13 @@ def main():
     ap.add_argument("--out", help="where the continued base goes")
     ap.add_argument("--pool", type=int, default=None, help="distinct presence documents (default: fresh ones throughout)")
     ap.add_argument("--base", default=None, help="the base to continue (default: the cached microcosm base)")
+    ap.add_argument("--mentions", type=float, default=0.0, help="share of quiz lines after a sentence naming their object")
     a = ap.parse_args()
     if a.train:
         if not a.out: ap.error("--train needs --out")
-        rec = continue_base(a.base, a.out, lambda tok, n: lm_blocks(documents(int(a.train * 32 * 1.5), a.pool), tok, 128),
+        rec = continue_base(a.base, a.out, lambda tok, n: lm_blocks(documents(int(a.train * 32 * 1.5), a.pool, mentions=a.mentions), tok, 128),
                             steps=a.train, name="presence_warmup", measure=lambda m, p: measure_model(m, p, a.n),
-                            scheduler="warmup_stable_decay", settings=dict(pool=a.pool))
+                            scheduler="warmup_stable_decay", settings=dict(pool=a.pool, mentions=a.mentions))
         g = rec.pop("gates")
         print(json.dumps(dict(rec, **{k: g[k] for k in ("presence_accuracy", "presence_after_mention", "knowledge_accuracy",
                                                        "lookup_accuracy", "repeat_ratio")})))

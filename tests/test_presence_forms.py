@@ -40,3 +40,10 @@ def test_training_documents_answer_truly_and_a_pool_repeats():
     assert 0.3 < said.count("yes") / len(said) < 0.7
     pooled = P.documents(10, pool=4)
     assert len(pooled) == 10 and len(set(pooled)) == 4 and pooled[:4] == pooled[4:8]
+
+def test_mention_sentences_name_the_asked_object_and_are_not_the_forms_own():
+    docs = P.documents(30, mentions=1.0)
+    pairs = [m for d in docs for m in re.findall(r"(?:Look for|Think of|This is about|Someone asks about|Check) the (\w+ \w+)\. Q: any (\w+ \w+)\?", d)]
+    assert len(pairs) == sum(d.count("Q: any") for d in docs) and all(a == b for a, b in pairs)
+    assert not any("A question names" in d for d in docs)
+    assert P.documents(20) == P.documents(20, mentions=0.0)               # no mentions: the same documents as before the option
