@@ -1,6 +1,6 @@
 """Does a model tell whether a described scene holds an object, and does it still when the object is named elsewhere?
 
-Up to microcosm v2.5 the corpus's presence quiz lines (`Q: any red circle? A: no.`) asked about a random colour and
+In microcosm v2.5 (and before) the corpus's presence quiz lines (`Q: any red circle? A: no.`) asked about a random colour and
 shape, so nine in ten said `no`, and the base answered `no` to everything (50 % on balanced items). A stage-2 presence
 question (`Does the scene contain a red circle?`) names the object itself, so a model that answers from "is the
 name anywhere before?" says `yes` to everything there. This script asks `--n` balanced items on held-out scenes in
@@ -26,11 +26,9 @@ the quiz lines (`Look for the red circle.`), so that a mention alone is not take
 """
 import argparse, json, random
 
-from mmkit.train import continue_base, lm_blocks
-
 from mmkit import world as W
 from mmkit.model import TEMPLATES, load_model
-from mmkit.train import greedy, presence_items, resolve_base
+from mmkit.train import continue_base, greedy, lm_blocks, presence_items, resolve_base
 
 SCENE_Q = "Does the scene contain a {k}? Reply yes or no."        # tasks.SCENE_YN["exists"][0] + one of tasks.YN_SUFFIX
 LEAD = 'ASSISTANT: The best answer is "'
@@ -67,6 +65,7 @@ def measure(checkpoint, n: int = 300) -> dict:
     return measure_model(*load_model(checkpoint), n)
 
 def measure_model(model, processor, n: int = 300) -> dict:
+    "The same for a loaded model: `n` items of `mmkit.train.presence_items` (seed 5), greedy, the first word read."
     its, out = presence_items(n, seed=5), {}
     for name, f in forms().items():
         outs = greedy(model, processor, [W.fix_articles(f(d, k)) for d, k, _ in its], max_new_tokens=3)
