@@ -19,12 +19,12 @@ from .model import (POLICIES, SIZES, apply_policy, build_tiny_llava, cpu_eager_a
 from . import data as mdata
 
 # %% auto #0
-__all__ = ['STAGES', 'OPTIONAL_SETTINGS', 'GATES', 'IMAGE_LAYOUTS', 'BASE_FILES', 'VOCAB', 'MICROCOSM_STAGE1', 'VISION_SCENES',
-           'COPY_STEPS', 'TEMPLATE_REPEATS', 'stage_args', 'cpu_bf16_attention', 'bf16_available', 'answer_masks',
-           'MMTrainer', 'last_complete_checkpoint', 'cxx_compiler', 'compiled_training', 'run_trainer', 'lm_blocks',
-           'copy_blocks', 'train_stage0', 'knowledge_probes', 'perplexity', 'greedy', 'repeat_gate', 'lookup_gate',
-           'presence_items', 'presence_gate', 'gate0', 'gate_failures', 'continue_base', 'CellProbe', 'cell_labels',
-           'probe_dataset', 'pretrain_vision', 'probe_accuracy', 'replay_blocks', 'cells_first_captions',
+__all__ = ['STAGES', 'OPTIONAL_SETTINGS', 'GATES', 'REPLAY_TEXTS', 'IMAGE_LAYOUTS', 'BASE_FILES', 'VOCAB', 'MICROCOSM_STAGE1',
+           'VISION_SCENES', 'COPY_STEPS', 'TEMPLATE_REPEATS', 'stage_args', 'cpu_bf16_attention', 'bf16_available',
+           'answer_masks', 'MMTrainer', 'last_complete_checkpoint', 'cxx_compiler', 'compiled_training', 'run_trainer',
+           'lm_blocks', 'copy_blocks', 'train_stage0', 'knowledge_probes', 'perplexity', 'greedy', 'repeat_gate',
+           'lookup_gate', 'presence_items', 'presence_gate', 'gate0', 'gate_failures', 'continue_base', 'CellProbe',
+           'cell_labels', 'probe_dataset', 'pretrain_vision', 'probe_accuracy', 'replay_blocks', 'cells_first_captions',
            'statements_first_captions', 'text_before_image', 'train_stage1', 'parse_description', 'caption_scores',
            'cell_questions', 'named_cells', 'gate1', 'check_base', 'resolve_base', 'answer_lead_ids', 'train_stage2',
            'tokenizer_texts', 'stage_keys', 'base_key', 'base_path', 'base_shape', 'build_base']
@@ -507,12 +507,16 @@ def gate_failures(gates: dict) -> list[str]:
     return out
 
 # %% ../nbs/05_train.ipynb #0220ac8d
+REPLAY_TEXTS = "replay_texts.json"   # a continued base's own documents, which stage 2 replays beside its corpus
+
 def continue_base(base, out, make_blocks, *, steps: int, name: str, measure=None, corpus_share: float = 0.5, lr: float = 1e-3,
-                  scheduler: str = "constant_with_warmup", batch_size: int = 32, block_size: int = 128, settings: dict | None = None) -> dict:
+                  scheduler: str = "constant_with_warmup", batch_size: int = 32, block_size: int = 128, settings: dict | None = None,
+                  replay_texts: list[str] | None = None) -> dict:
     """Continue the language model of the base at `base` on `make_blocks(tokenizer, n)` (a Dataset of `n` or more LM
     blocks of `block_size`) mixed with its stage-0 corpus, for `steps` steps; save it to `out` with its stage-0 gates
     measured again and the record (`base.json[name]`: settings, seconds, `measure(model, processor)` before and after),
-    and return that record with the new gates."""
+    and return that record with the new gates. `replay_texts` (the probe's documents) go to `out/REPLAY_TEXTS`: stage 2
+    on that base then replays them beside its corpus, half and half (`train_stage2`), as the continuation mixed them."""
     from datasets import concatenate_datasets
     from mmkit import tasks
     if not (isinstance(steps, int) and steps > 0) or not 0 <= corpus_share < 1:
@@ -543,9 +547,11 @@ def continue_base(base, out, make_blocks, *, steps: int, name: str, measure=None
     if after is not None: print("after:", after, flush=True)
     g = gate0(model, processor, tasks.stage0_corpus(seed=7919, n=400))
     save_model(model, processor, out)
+    if replay_texts: atomic_write_json(out/REPLAY_TEXTS, list(replay_texts))
     info["gates"]["stage0"] = g; info["gate_failures"] = gate_failures(info["gates"])
     info[name] = record = dict(from_base=base.name, gates_remeasured="stage0 only (vision and stage 1: the source base's)", steps=steps,
-                               lr=lr, corpus_share=corpus_share, scheduler=scheduler, seconds=secs, **(settings or {}), before=before, after=after)
+                               lr=lr, corpus_share=corpus_share, scheduler=scheduler, seconds=secs, **(settings or {}),
+                               replay_texts=len(replay_texts or []), before=before, after=after)
     atomic_write_json(out/"base.json", info)
     shutil.rmtree(work, ignore_errors=True)
     return dict(record, gates=g)
@@ -622,12 +628,12 @@ def probe_accuracy(probe, processor, n: int = 200, seed: int = 12345) -> dict:
     return {k: round(float((pred[..., i] == lab[..., i])[occ].float().mean()), 4) for i, k in enumerate(["color", "shape", "size"])}
 
 # %% ../nbs/05_train.ipynb #285782bd
-def replay_blocks(texts, tokenizer, n: int, block_size: int = 128, seed: int = 0) -> Dataset:
-    "`n` stage-0 text blocks in the encoded-record schema (text-only, `source='replay'`), to mix into stage 1."
+def replay_blocks(texts, tokenizer, n: int, block_size: int = 128, seed: int = 0, prefix: str = "replay") -> Dataset:
+    "`n` stage-0 text blocks in the encoded-record schema (text-only, `source='replay'`, ids `<prefix>-<i>`), to mix into stage 1."
     blocks = lm_blocks(texts, tokenizer, block_size).shuffle(seed=seed)
     blocks = blocks.select(range(min(n, len(blocks))))     # at most the whole corpus once per epoch
     k = len(blocks)
-    return blocks.add_column("id", [f"replay-{i}" for i in range(k)]).map(
+    return blocks.add_column("id", [f"{prefix}-{i}" for i in range(k)]).map(
         lambda ids: dict(image=None, has_image=False, length=len(ids), n_image_tokens=0, n_text_tokens=len(ids),
                          n_supervised=len(ids), modality="language", source="replay", task="replay"), input_columns=["input_ids"])
 
@@ -837,8 +843,11 @@ def answer_lead_ids(tokenizer, template: str = "v1") -> tuple[list[int], list[in
 
 def train_stage2(recipe: str, out_dir, base=None, *, budget: int | None = None, seed: int = 0, size: str | None = None,
                  scale: str = "default", world_seed: int = 0, lora: dict | None = None, group: bool = True,
-                 pools=None, ledger=None, callbacks=None, **overrides) -> dict:
+                 pools=None, ledger=None, callbacks=None, replay_corpus: bool = False, **overrides) -> dict:
     """Instruction-tune `base` on `recipe`; writes `out_dir/checkpoint` (llava-hf), `tokens.json`, `loss.jsonl`.
+
+    On the microcosm's own pools a microcosm base replays its stage-0 text (the `replay` setting); with other `pools`
+    only when `replay_corpus=True` (a probe that rewrites the microcosm's pools, say).
 
     `callbacks` go to the Trainer (`run_trainer`). `ledger`: an empty `mmkit.data.TokenLedger` to count this run's
     tokens into (by default a fresh one), for a callback that watches them while training runs (on several processes
@@ -865,12 +874,15 @@ def train_stage2(recipe: str, out_dir, base=None, *, budget: int | None = None, 
     lost = sorted(set(mix["modality"]) - set(ds["modality"]))
     if lost: raise MMKitError(f"recipe {recipe!r}: every {lost[0]} example is longer than max_length={max_length} "
                               f"({image_token_count(processor)} tokens per image); pass a larger max_length")
-    own_corpus = microcosm and (Path(base_path)/"base.json").is_file()     # a microcosm base: its stage-0 text is ours
+    own_corpus = (microcosm or replay_corpus) and (Path(base_path)/"base.json").is_file()   # a microcosm base: its stage-0 text is ours
     n_replay = round(a["replay"] * len(ds) / (1 - a["replay"])) if own_corpus and a.get("replay") else 0
     if n_replay:                                              # stage-0 text, so stage 2 does not erode what the base knows
         from datasets import concatenate_datasets
         from mmkit.tasks import microcosm as _microcosm
-        rep = replay_blocks(_microcosm(seed=world_seed, scale=scale)["corpus"], processor.tokenizer, n_replay, seed=seed)
+        extra = Path(base_path)/REPLAY_TEXTS                  # a continued base (`continue_base`): half from its own documents
+        own = read_json(extra) if extra.is_file() else []
+        rep = replay_blocks(_microcosm(seed=world_seed, scale=scale)["corpus"], processor.tokenizer, n_replay - n_replay // 2 if own else n_replay, seed=seed)
+        if own: rep = concatenate_datasets([rep, replay_blocks(own, processor.tokenizer, n_replay // 2, seed=seed, prefix="replay-own").cast(rep.features)])
         ds = concatenate_datasets([ds, rep.select_columns(ds.column_names).cast(ds.features)])
     model = apply_policy(model, a["policy"], lora=lora)
     t0 = time.time()

@@ -404,14 +404,19 @@ def test_continue_base_trains_on_the_probe_blocks_and_records_the_probe(tmp_path
     texts = [f"Q: any red circle? A: {'yes' if i % 2 else 'no'}." for i in range(400)]
     seen = []
     rec = T.continue_base(test_base, tmp_path/"cont", lambda tok, n: T.lm_blocks(texts, tok, 32), steps=3, batch_size=4, block_size=32,
-                          name="probe", measure=lambda m, p: seen.append(m.training) or len(seen), settings=dict(kind="test"))
+                          name="probe", measure=lambda m, p: seen.append(m.training) or len(seen), settings=dict(kind="test"),
+                          replay_texts=texts[:50])
     assert (rec["before"], rec["after"], rec["steps"], rec["kind"]) == (1, 2, 3, "test") and "presence_accuracy" in rec["gates"]
+    assert rec["replay_texts"] == 50 and json.loads((tmp_path/"cont"/T.REPLAY_TEXTS).read_text()) == texts[:50]
     info = json.loads((tmp_path/"cont"/"base.json").read_text())
     assert info["probe"]["from_base"] == test_base.name and info["gates"]["stage0"] == rec["gates"]
     assert info["gates"]["stage1"] == json.loads((test_base/"base.json").read_text())["gates"]["stage1"]
     (m0, _), (m1, _) = load_model(test_base), load_model(tmp_path/"cont")
     assert not _same(_part(m0, "language_model"), _part(m1, "language_model"))          # the language model moved
     assert _same(_part(m0, "vision_tower"), _part(m1, "vision_tower"))                  # the rest did not
+    res = T.train_stage2("lang_only", tmp_path/"run", base=tmp_path/"cont", size="test", scale="test", budget=16, epochs=1)
+    own = [i for i in res["ids"] if i.startswith("replay-own-")]                         # stage 2 replays the probe's texts too
+    assert res["replay_examples"] == 3 and len(own) == 1 and sum(i.startswith("replay-") for i in res["ids"]) == 3
     with pytest.raises(MMKitError, match="blocks of 32 tokens, 6 needed"):
         T.continue_base(test_base, tmp_path/"c2", lambda tok, n: T.lm_blocks(texts[:8], tok, 32), steps=3, batch_size=4, block_size=32, name="probe")
     with pytest.raises(MMKitError, match="positive int"):

@@ -1,0 +1,103 @@
+"""Does stage 2 use a base's yes/no verdicts when its answers restate the claim in the base's own quiz line first?
+
+`bench/verification.py --train` gives the v2.5 base verdicts in its corpus's house style (`Q: red means danger? A:`
+yes/no: corners and meanings 100 %, creatures 95.5, an object at a cell 88.5 on held-out scenes), yet `lang_only` on it
+stays at chance on the stage-2 yes/no tasks (`knowledge_yn`, `scene_yn`): asked `Does red stand for danger? Reply yes
+or no.` in the chat template, the model does not reach the verdict it has in the other form. This probe rewrites the
+stage-2 yes/no answers to restate the claim as that quiz line inside the quotes, so that the answer's own text makes the
+base's form, and its verdict comes last:
+
+    Does red stand for danger? Reply yes or no.   ->   The best answer is "Q: red means danger? A: yes".
+
+It trains a recipe on those pools and on the unchanged pools (`mmkit.train.train_stage2` with `pools=` and
+`replay_corpus=True`, so both arms replay the base's stage-0 text and, for a base continued by `bench/verification.py`,
+its verification documents too), then asks fresh `knowledge_yn` and `scene_yn` control items with the answer lead
+pre-filled, reading the last word before the closing quote; and it measures the quiz form itself
+(`bench/verification.py`'s items) after stage 2. Accuracy and `yes` share (%).
+
+    python bench/restated_verdicts.py --base /tmp/verify-base [--seeds 0 1 2]
+    python bench/restated_verdicts.py --base /tmp/verify-base --only-restated --keep /tmp/rv   # then, per checkpoint:
+    mmkit train --recipe base --base /tmp/rv/restated-s0 --run-name rv-s0   # the held-out sets and every check on it
+"""
+import argparse, json, re, shutil, sys, tempfile
+from pathlib import Path
+
+import datasets
+
+from mmkit import data as mdata, tasks, world as W
+from mmkit.evaluate import control_suites
+from mmkit.model import generation_prompt, load_model
+from mmkit.train import greedy, train_stage2
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import verification as V
+
+def _template_regex(t: str):
+    "A yes/no template as a regex with named groups (two-word object names, relations, numbers)."
+    slot = {"shape": r"\w+", "n": r"\d+", "color": r"\w+", "m": r"\w+", "creature": r"\w+", "a": r"\w+(?: \w+)?",
+            "b": r"\w+(?: \w+)?", "c": r"-?\d+", "name": r"\w+ \w+", "rel": "|".join(W.RELATIONS)}
+    parts = re.split(r"(\{\w+\})", t)
+    lit = lambda p: re.sub(r"\b([Aa])\\ ", r"\1n?\\ ", re.escape(p))          # "a orange" was written "an orange"
+    return re.compile("".join(f"(?P<{p[1:-1]}>{slot[p[1:-1]]})" if p.startswith("{") else lit(p) for p in parts))
+
+_RX = [(kind, _template_regex(t)) for kind, ts in {**tasks.YN, **tasks.SCENE_YN}.items() for t in ts]
+
+def claim_of(question: str) -> str:
+    "The house-style claim (`bench/verification.py`'s wording) a stage-2 yes/no question makes."
+    for kind, rx in _RX:
+        if m := rx.search(question):
+            g = m.groupdict()
+            return W.fix_articles({"corners": lambda: f"corners of a {g['shape']} {g['n']}", "meaning": lambda: f"{g['color']} means {g['m']}",
+                                   "creature": lambda: f"a {g['creature']} a {g['color']} {g['shape']}",
+                                   "sum": lambda: f"{g['a']} plus {g['b']} is {g['c']}", "exists": lambda: f"any {g['name']}",
+                                   "relation": lambda: f"{g['a']} {g['rel']} the {g['b']}"}[kind]())
+    raise SystemExit(f"no yes/no template matches {question!r}")
+
+def restated_pools(seed: int = 0, scale: str = "default"):
+    "The stage-2 pools with every `knowledge_yn` and `scene_yn` answer as `The best answer is \"Q: <claim>? A: <yes/no>\".`"
+    pools, rows = mdata.microcosm_pools(seed=seed, scale=scale), []
+    for r in pools:
+        if r["task"] in ("knowledge_yn", "scene_yn"):
+            human, gpt = r["conversations"][0]["value"], r["conversations"][1]["value"]
+            said = tasks.ANSWER_STYLE.format(f"{V.line(claim_of(human))} {tasks.record_answer(gpt)}")
+            r = {**r, "conversations": [r["conversations"][0], {**r["conversations"][1], "value": said}]}
+        rows.append(r)
+    return mdata.from_records_dataset(datasets.Dataset.from_list(rows, features=pools.features), "restated yes/no pools")
+
+def ask(checkpoint, suites) -> dict:
+    "Accuracy and `yes` share (%) on the yes/no control items (lead pre-filled, the last word before the quote), and the quiz form."
+    model, processor = load_model(checkpoint)
+    out = {}
+    for suite in ("knowledge_yn", "scene_yn"):
+        items = suites[suite]
+        outs = greedy(model, processor, [generation_prompt(it["question"], has_image=False) for it in items], max_new_tokens=28)
+        said = [(o.split('"')[0].strip().split() or [""])[-1].strip(".").lower() for o in outs]
+        out[suite] = dict(accuracy=round(100 * sum(s == it["answer"].lower() for s, it in zip(said, items)) / len(items), 1),
+                          yes=round(100 * said.count("yes") / len(items), 1), example=outs[0][:80])
+    out["quiz form"] = {k: v["accuracy"] if isinstance(v, dict) else v for k, v in V.measure_model(model, processor, 100).items()}
+    return out
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--recipe", default="lang_only")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--controls", type=int, default=120, help="fresh control items per task")
+    ap.add_argument("--base", default=None, help="base folder (default: the cached microcosm base)")
+    ap.add_argument("--only-restated", action="store_true", help="train only on the restated pools")
+    ap.add_argument("--keep", metavar="DIR", help="keep each checkpoint as DIR/<arm>-s<seed> (for `mmkit train --recipe base --base ...`)")
+    a = ap.parse_args()
+    pools, new = mdata.microcosm_pools(seed=0), restated_pools(0)
+    changed = sum(x != y for x, y in zip(pools["conversations"], new["conversations"]))
+    print(f"restated {changed} yes/no answers; e.g.", next(y[1]["value"] for x, y in zip(pools["conversations"], new["conversations"]) if x != y), flush=True)
+    suites = control_suites(a.controls)
+    for seed in a.seeds:
+        for name, p in ((("default answers", pools),) if not a.only_restated else ()) + (("restated verdicts", new),):
+            with tempfile.TemporaryDirectory() as out:
+                res = train_stage2(a.recipe, out, base=a.base, pools=p, seed=seed, replay_corpus=True)
+                print(json.dumps(dict(recipe=a.recipe, seed=seed, pools=name, replay_examples=res["replay_examples"],
+                                      final_answer_loss=res["final_answer_loss"], **ask(res["checkpoint"], suites))), flush=True)
+                if a.keep: shutil.copytree(res["checkpoint"], Path(a.keep)/f"{name.split()[0]}-s{seed}", dirs_exist_ok=True)
+
+
+if __name__ == "__main__":
+    main()
