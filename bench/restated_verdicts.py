@@ -77,6 +77,26 @@ def ask(checkpoint, suites) -> dict:
     out["quiz form"] = {k: v["accuracy"] if isinstance(v, dict) else v for k, v in V.measure_model(model, processor, 100).items()}
     return out
 
+POPE_WORDING = "Is there a {k} in the image?\nAnswer the question using a single word or phrase."   # the held-out POPE's
+
+def ask_images(checkpoint, n: int = 100) -> dict:
+    """Presence asked of an image (`bench/verification.py`'s `image_items`, held-out-part scenes): in `scene_yn`'s trained
+    wording with the image where its passage was, the same with no image, and in POPE's wording. Accuracy, `yes` (%)."""
+    model, processor = load_model(checkpoint)
+    its = [it for it in V.image_items(n) if it[0] == "presence"]
+    size = processor.image_processor.crop_size["height"]
+    images = [W.render(sc, size) for _, sc, _, _ in its]
+    trained = lambda c: f"{tasks.SCENE_YN['exists'][0].format(name=c[4:])} {tasks.YN_SUFFIX[0]}"
+    out = {}
+    for form, q, img in (("trained wording", trained, True), ("trained wording, no image", trained, False),
+                         ("POPE's wording", lambda c: POPE_WORDING.format(k=c[4:]), True)):
+        outs = greedy(model, processor, [generation_prompt(W.fix_articles(q(c)), has_image=img) for _, _, c, _ in its],
+                      images=images if img else None, max_new_tokens=28)
+        said = [(o.split('"')[0].strip().split() or [""])[-1].strip(".").lower() for o in outs]
+        out[form] = dict(accuracy=round(100 * sum(s == g for s, (*_, g) in zip(said, its)) / len(its), 1),
+                         yes=round(100 * said.count("yes") / len(its), 1), example=outs[0][:60])
+    return out
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--recipe", default="lang_only")
@@ -84,6 +104,7 @@ def main():
     ap.add_argument("--controls", type=int, default=120, help="fresh control items per task")
     ap.add_argument("--base", default=None, help="base folder (default: the cached microcosm base)")
     ap.add_argument("--only-restated", action="store_true", help="train only on the restated pools")
+    ap.add_argument("--images", action="store_true", help="also ask presence of images (`ask_images`)")
     ap.add_argument("--keep", metavar="DIR", help="keep each checkpoint as DIR/<arm>-s<seed> (for `mmkit train --recipe base --base ...`)")
     a = ap.parse_args()
     pools, new = mdata.microcosm_pools(seed=0), restated_pools(0)
@@ -95,7 +116,8 @@ def main():
             with tempfile.TemporaryDirectory() as out:
                 res = train_stage2(a.recipe, out, base=a.base, pools=p, seed=seed, replay_corpus=True)
                 print(json.dumps(dict(recipe=a.recipe, seed=seed, pools=name, replay_examples=res["replay_examples"],
-                                      final_answer_loss=res["final_answer_loss"], **ask(res["checkpoint"], suites))), flush=True)
+                                      final_answer_loss=res["final_answer_loss"], **ask(res["checkpoint"], suites),
+                                      **(dict(images=ask_images(res["checkpoint"])) if a.images else {}))), flush=True)
                 if a.keep: shutil.copytree(res["checkpoint"], Path(a.keep)/f"{name.split()[0]}-s{seed}", dirs_exist_ok=True)
 
 

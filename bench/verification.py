@@ -17,6 +17,9 @@ Scene items are on held-out-part scenes; the sums' triples are drawn fresh (49 s
 
     python bench/verification.py [CHECKPOINT ...]                      # measure (default: the cached microcosm base)
     python bench/verification.py --train 1200 --out /tmp/verify-base   # continue the base first, measure before/after
+    python bench/verification.py --images CHECKPOINT ...                # the scene kinds asked of the image instead
+    python bench/verification.py --image-train 8000 --base /tmp/verify-base --out /tmp/verify-img
+                                  # continue stage 1 on images followed by claims about them (`image_train`)
 
 Then `mmkit train --recipe lang_only --base /tmp/verify-base --seed S` shows whether the stage-2 yes/no controls
 (`knowledge_yn`, `scene_yn`) and the held-out yes/no sets (BoolQ, POPE) move. The continued base keeps `REPLAY_DOCS`
@@ -101,6 +104,97 @@ def items(n: int = 200, seed: int = 5) -> list[tuple[str, str, str]]:
             out.append((kind, W.fix_articles(p), "yes" if true else "no")); i += 1
     return out
 
+def image_items(n: int = 200, seed: int = 6) -> list[tuple]:
+    "(kind, scene, claim, gold) for the scene kinds: `n` per kind, balanced, on held-out-part scenes (asked of their images)."
+    rng, out = random.Random(f"verify-image-items-{seed}"), []
+    for kind in SCENE_KINDS:
+        i = 0
+        while i < n:
+            true = i % 2 == 0
+            sc = W.sample_split_scene(rng, heldout=True, min_objects=2)
+            c = _scene_claim(rng, sc, kind, true)
+            if c is None: continue
+            out.append((kind, sc, W.fix_articles(c), "yes" if true else "no")); i += 1
+    return out
+
+def measure_images(model, processor, n: int = 200) -> dict:
+    """The scene kinds asked of the image instead of a description, in stage 1's layout (the image, then the quiz line:
+    `image`), after the model's own caption of it (`own caption`), and after the scene's true description with the
+    image before it (`image and description`, the text form's ceiling with the image present). Per kind: accuracy and
+    `yes` share (%)."""
+    from mmkit.train import IMAGE_LAYOUTS
+    its = image_items(n)
+    size = processor.image_processor.crop_size["height"]
+    images = [W.render(sc, size) for _, sc, _, _ in its]
+    plain = IMAGE_LAYOUTS["plain"]("")
+    caps = greedy(model, processor, [plain] * len(its), images=images, max_new_tokens=72)
+    forms = {"image": [f"{plain}{line(c)}" for _, _, c, _ in its],
+             "own caption": [f"{plain}{cap.strip()}\n{line(c)}" for cap, (_, _, c, _) in zip(caps, its)],
+             "image and description": [f"{plain}{W.describe(sc, 0)}\n{line(c)}" for _, sc, c, _ in its]}
+    res = {}
+    for form, prompts in forms.items():
+        outs = greedy(model, processor, prompts, images=images, max_new_tokens=2)
+        said = [o.strip(' "').split(" ")[0].strip(".") for o in outs]
+        res[form] = {kind: dict(accuracy=round(100 * sum(said[i] == its[i][3] for i in ix) / len(ix), 1),
+                                yes=round(100 * sum(said[i] == "yes" for i in ix) / len(ix), 1))
+                     for kind in SCENE_KINDS for ix in [[i for i, it in enumerate(its) if it[0] == kind]]}
+    return res
+
+def image_claim_captions(n: int, seed: int = 0, image_size: int = 64):
+    """`n` stage-1 records of training-part scenes whose text is 1-3 balanced verification lines about the image alone
+    (human `<image>`, gpt `Q: red circle at top left? A: no. ...`): the verdicts asked of image tokens, as the corpus
+    asks them of a description."""
+    import datasets
+    from mmkit import tasks
+    rng, rows = random.Random(f"verify-image-captions-{seed}"), []
+    while len(rows) < n:
+        sc = W.sample_split_scene(rng, heldout=False, min_objects=2)
+        ls = [line(c, t) for t in (rng.random() < 0.5 for _ in range(rng.randint(1, 3))) if (c := _scene_claim(rng, sc, rng.choice(SCENE_KINDS), t))]
+        if ls: rows.append(dict(id=f"verify-image-{seed}-{len(rows):06d}", image=tasks._img(sc, image_size),
+                                conversations=[{"from": "human", "value": "<image>"}, {"from": "gpt", "value": W.fix_articles(" ".join(ls))}],
+                                task="caption", modality="vision"))
+    return datasets.Dataset.from_list(rows, features=tasks._training_features())
+
+def image_train(base, out, n: int, captions_share: float = 0.5, replay: float = 0.5, measure_n: int = 100) -> dict:
+    """Continue the base's stage 1 (`mmkit.train.train_stage1`, its `stage1_lm` policy: language model and projector) for
+    one epoch on `n` records of `image_claim_captions`, mixed with `captions_share` as many of its own stage-1 captions
+    and `replay` as many blocks of its corpus and, for a base from `--train`, its verification documents; save it to
+    `out` (with the source's `replay_texts.json`), and return the record with `measure_images` and the text verdicts before
+    and after."""
+    import shutil, time
+    from datasets import concatenate_datasets
+    from mmkit import tasks
+    from mmkit.config import atomic_write_json, read_json
+    from mmkit.model import load_model, save_model
+    from mmkit.train import MICROCOSM_STAGE1, REPLAY_TEXTS, gate1, train_stage1
+    from pathlib import Path
+    base, out = Path(resolve_base(base)), Path(out)
+    model, processor = load_model(base)
+    size = processor.image_processor.crop_size["height"]
+    before = dict(images=measure_images(model, processor, measure_n), text=measure_model(model, processor, measure_n))
+    info = read_json(base/"base.json")
+    m = tasks.microcosm(seed=info.get("seed", 0), scale=info.get("scale", "default"))
+    own = read_json(base/REPLAY_TEXTS) if (base/REPLAY_TEXTS).is_file() else []
+    caps = concatenate_datasets([image_claim_captions(n, image_size=size),
+                                 tasks.stage1_captions(seed=1, n=int(n * captions_share), image_size=size)]).shuffle(seed=0)
+    texts = list(m["corpus"]) + own
+    work = out.with_name(out.name + ".work"); shutil.rmtree(work, ignore_errors=True)
+    t = time.time()
+    model = train_stage1(model, processor, caps, work, replay_texts=texts, policy=MICROCOSM_STAGE1["policy"], lr=1e-3, epochs=1,
+                         replay=replay, cells_first=0.0, text_before=0.0)
+    secs = round(time.time() - t, 1)
+    model.eval()
+    after = dict(images=measure_images(model, processor, measure_n), text=measure_model(model, processor, measure_n))
+    g1 = {k: v for k, v in gate1(model, processor).items() if not k.endswith("examples")}
+    save_model(model, processor, out)
+    if own: atomic_write_json(out/REPLAY_TEXTS, own)
+    info["gates"]["stage1"] = g1
+    info["image_verification"] = rec = dict(from_base=base.name, records=n, captions_share=captions_share, replay=replay, seconds=secs,
+                                            before=before, after=after)
+    atomic_write_json(out/"base.json", info)
+    shutil.rmtree(work, ignore_errors=True)
+    return dict(rec, stage1_gates=g1)
+
 def measure_model(model, processor, n: int = 200) -> dict:
     "Per kind: accuracy and `yes` share (%), greedy, the first word read; `scene` and `facts` average their kinds."
     its = items(n)
@@ -124,7 +218,13 @@ def main():
     ap.add_argument("--out", help="where the continued base goes")
     ap.add_argument("--base", default=None, help="the base to continue (default: the cached microcosm base)")
     ap.add_argument("--no-replay", action="store_true", help="keep no documents for stage 2 to replay")
+    ap.add_argument("--images", action="store_true", help="ask the scene kinds of the image instead (`measure_images`)")
+    ap.add_argument("--image-train", type=int, metavar="N", help="continue the base's stage 1 on N image-claim records (with --out)")
     a = ap.parse_args()
+    if a.image_train:
+        if not a.out: ap.error("--image-train needs --out")
+        print(json.dumps(image_train(a.base, a.out, a.image_train)))
+        return
     if a.train:
         if not a.out: ap.error("--train needs --out")
         rec = continue_base(a.base, a.out, lambda tok, n: lm_blocks(documents(int(a.train * 32 * 2.5)), tok, 128),
@@ -135,7 +235,8 @@ def main():
                                                        "lookup_accuracy", "repeat_ratio")})))
         return
     for ck in a.checkpoints or [resolve_base(None)]:
-        print(json.dumps(dict(checkpoint=str(ck), **measure_model(*load_model(ck), a.n))), flush=True)
+        f = measure_images if a.images else measure_model
+        print(json.dumps(dict(checkpoint=str(ck), **f(*load_model(ck), a.n))), flush=True)
 
 
 if __name__ == "__main__":

@@ -50,3 +50,28 @@ def test_measures_every_kind_on_a_model(test_base):
     out = V.measure_model(*load_model(test_base), n=4)
     assert set(out) == set(V.SCENE_KINDS + V.FACT_KINDS) | {"scene", "facts"}
     assert all(0 <= out[k]["accuracy"] <= 100 and 0 <= out[k]["yes"] <= 100 for k in V.SCENE_KINDS + V.FACT_KINDS)
+
+
+def test_image_claim_captions_state_true_claims_about_their_own_image():
+    caps = V.image_claim_captions(40, image_size=32)
+    assert len(caps) == 40 and set(caps["task"]) == {"caption"}
+    said = []
+    for r in caps:
+        assert r["conversations"][0]["value"] == "<image>" and r["image"].size == (32, 32)    # decoded by the Image feature
+        said += re.findall(r"\? A: (yes|no)\.", r["conversations"][1]["value"])
+    assert 0.3 < said.count("yes") / len(said) < 0.7
+    its = V.image_items(6)
+    assert [k for k, *_ in its] == [k for k in V.SCENE_KINDS for _ in range(6)]
+    assert all(_holds(sc, c) == (g == "yes") for _, sc, c, g in its)
+
+def test_image_train_continues_stage_1_and_keeps_the_replay_texts(tmp_path, test_base):
+    import json
+    from mmkit.train import REPLAY_TEXTS, continue_base, lm_blocks
+    src = tmp_path/"src"
+    continue_base(test_base, src, lambda tok, n: lm_blocks(V.documents(200), tok, 32), steps=2, batch_size=4, block_size=32,
+                  name="verification_warmup", replay_texts=V.documents(20, seed=1))
+    rec = V.image_train(src, tmp_path/"img", n=16, measure_n=2)
+    assert rec["records"] == 16 and set(rec["after"]["images"]) == {"image", "own caption", "image and description"}
+    info = json.loads((tmp_path/"img"/"base.json").read_text())
+    assert info["image_verification"]["from_base"] == "src" and info["gates"]["stage1"] == rec["stage1_gates"]
+    assert json.loads((tmp_path/"img"/REPLAY_TEXTS).read_text()) == V.documents(20, seed=1)
