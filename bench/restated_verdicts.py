@@ -64,6 +64,20 @@ def restated_pools(seed: int = 0, scale: str = "default"):
         rows.append(r)
     return mdata.from_records_dataset(datasets.Dataset.from_list(rows, features=pools.features), "restated yes/no pools")
 
+def short_suffixed(pools, share: float, seed: int = 0):
+    """`pools` with a `share` of the yes/no questions ending in a short-answer instruction (`tasks.SHORT_SUFFIX`, which
+    the microcosm otherwise puts on short-answer questions only) instead of their own: the held-out sets ask yes/no
+    questions with one (`Answer the question using a single word or phrase.`), as LLaVA's data does."""
+    import random
+    rng, rows, ends = random.Random(f"short-suffix-{seed}"), [], sorted(tasks.YN_SUFFIX + tasks.GENERIC_SUFFIX, key=len, reverse=True)
+    for r in pools:
+        human = r["conversations"][0]["value"]
+        if r["task"] in ("knowledge_yn", "scene_yn") and rng.random() < share:
+            end = next(e for e in ends if human.endswith(e))
+            r = {**r, "conversations": [{**r["conversations"][0], "value": human[:-len(end)] + rng.choice(tasks.SHORT_SUFFIX)}, r["conversations"][1]]}
+        rows.append(r)
+    return mdata.from_records_dataset(datasets.Dataset.from_list(rows, features=pools.features), "short-suffixed pools")
+
 def ask(checkpoint, suites) -> dict:
     "Accuracy and `yes` share (%) on the yes/no control items (lead pre-filled, the last word before the quote), and the quiz form."
     model, processor = load_model(checkpoint)
@@ -105,9 +119,12 @@ def main():
     ap.add_argument("--base", default=None, help="base folder (default: the cached microcosm base)")
     ap.add_argument("--only-restated", action="store_true", help="train only on the restated pools")
     ap.add_argument("--images", action="store_true", help="also ask presence of images (`ask_images`)")
+    ap.add_argument("--short-suffix", type=float, default=0.0, metavar="SHARE",
+                    help="end that share of the yes/no questions of both arms with a short-answer instruction (`short_suffixed`)")
     ap.add_argument("--keep", metavar="DIR", help="keep each checkpoint as DIR/<arm>-s<seed> (for `mmkit train --recipe base --base ...`)")
     a = ap.parse_args()
     pools, new = mdata.microcosm_pools(seed=0), restated_pools(0)
+    if a.short_suffix: pools, new = short_suffixed(pools, a.short_suffix), short_suffixed(new, a.short_suffix)
     changed = sum(x != y for x, y in zip(pools["conversations"], new["conversations"]))
     print(f"restated {changed} yes/no answers; e.g.", next(y[1]["value"] for x, y in zip(pools["conversations"], new["conversations"]) if x != y), flush=True)
     suites = control_suites(a.controls)

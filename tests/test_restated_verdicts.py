@@ -37,3 +37,17 @@ def test_restated_pools_change_the_yes_no_answers_only():
             assert re.fullmatch(r'The best answer is "Q: [^"?]+\? A: (yes|no)"\.', v), v
             assert v.endswith(f'A: {tasks.record_answer(x["conversations"][1]["value"])}".')
         else: assert x["conversations"] == y["conversations"]
+
+def test_short_suffixed_pools_swap_only_the_yes_no_instruction():
+    from mmkit import data as mdata
+    old = mdata.microcosm_pools(seed=0, scale="test")
+    new = R.short_suffixed(old, 1.0)
+    ends = tasks.YN_SUFFIX + tasks.GENERIC_SUFFIX
+    for x, y in zip(old, new):
+        q0, q1 = x["conversations"][0]["value"], y["conversations"][0]["value"]
+        if x["task"] in ("knowledge_yn", "scene_yn"):
+            end = next(e for e in sorted(ends, key=len, reverse=True) if q0.endswith(e))
+            short = next(s for s in tasks.SHORT_SUFFIX if q1.endswith(s))
+            assert q0[:-len(end)] == q1[:-len(short)] and x["conversations"][1] == y["conversations"][1]
+        else: assert x["conversations"] == y["conversations"]
+    assert list(R.short_suffixed(old, 0.0)["conversations"]) == list(old["conversations"])
