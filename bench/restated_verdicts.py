@@ -53,9 +53,9 @@ def claim_of(question: str) -> str:
                                    "relation": lambda: f"{g['a']} {g['rel']} the {g['b']}"}[kind]())
     raise SystemExit(f"no yes/no template matches {question!r}")
 
-def restated_pools(seed: int = 0, scale: str = "default"):
-    "The stage-2 pools with every `knowledge_yn` and `scene_yn` answer as `The best answer is \"Q: <claim>? A: <yes/no>\".`"
-    pools, rows = mdata.microcosm_pools(seed=seed, scale=scale), []
+def restated_pools(pools):
+    "Stage-2 `pools` with every `knowledge_yn` and `scene_yn` answer as `The best answer is \"Q: <claim>? A: <yes/no>\".`"
+    rows = []
     for r in pools:
         if r["task"] in ("knowledge_yn", "scene_yn"):
             human, gpt = r["conversations"][0]["value"], r["conversations"][1]["value"]
@@ -78,25 +78,25 @@ def short_suffixed(pools, share: float, seed: int = 0):
         rows.append(r)
     return mdata.from_records_dataset(datasets.Dataset.from_list(rows, features=pools.features), "short-suffixed pools")
 
-def ask(checkpoint, suites) -> dict:
-    "Accuracy and `yes` share (%) on the yes/no control items (lead pre-filled, the last word before the quote), and the quiz form."
-    model, processor = load_model(checkpoint)
+def last_word(output: str) -> str:
+    "The verdict of an answer after the pre-filled lead: the last word before the closing quote (`Q: ...? A: yes\"` -> yes)."
+    return (output.split('"')[0].strip().split() or [""])[-1].strip(".").lower()
+
+def ask(model, processor, suites) -> dict:
+    "Accuracy and `yes` share (%) on the yes/no control items (lead pre-filled, `last_word`), and the quiz form."
     out = {}
     for suite in ("knowledge_yn", "scene_yn"):
         items = suites[suite]
         outs = greedy(model, processor, [generation_prompt(it["question"], has_image=False) for it in items], max_new_tokens=28)
-        said = [(o.split('"')[0].strip().split() or [""])[-1].strip(".").lower() for o in outs]
-        out[suite] = dict(accuracy=round(100 * sum(s == it["answer"].lower() for s, it in zip(said, items)) / len(items), 1),
-                          yes=round(100 * said.count("yes") / len(items), 1), example=outs[0][:80])
+        out[suite] = dict(V.score([last_word(o) for o in outs], [it["answer"].lower() for it in items]), example=outs[0][:80])
     out["quiz form"] = {k: v["accuracy"] if isinstance(v, dict) else v for k, v in V.measure_model(model, processor, 100).items()}
     return out
 
 POPE_WORDING = "Is there a {k} in the image?\nAnswer the question using a single word or phrase."   # the held-out POPE's
 
-def ask_images(checkpoint, n: int = 100) -> dict:
+def ask_images(model, processor, n: int = 100) -> dict:
     """Presence asked of an image (`bench/verification.py`'s `image_items`, held-out-part scenes): in `scene_yn`'s trained
     wording with the image where its passage was, the same with no image, and in POPE's wording. Accuracy, `yes` (%)."""
-    model, processor = load_model(checkpoint)
     its = [it for it in V.image_items(n) if it[0] == "presence"]
     size = processor.image_processor.crop_size["height"]
     images = [W.render(sc, size) for _, sc, _, _ in its]
@@ -106,9 +106,7 @@ def ask_images(checkpoint, n: int = 100) -> dict:
                          ("POPE's wording", lambda c: POPE_WORDING.format(k=c[4:]), True)):
         outs = greedy(model, processor, [generation_prompt(W.fix_articles(q(c)), has_image=img) for _, _, c, _ in its],
                       images=images if img else None, max_new_tokens=28)
-        said = [(o.split('"')[0].strip().split() or [""])[-1].strip(".").lower() for o in outs]
-        out[form] = dict(accuracy=round(100 * sum(s == g for s, (*_, g) in zip(said, its)) / len(its), 1),
-                         yes=round(100 * said.count("yes") / len(its), 1), example=outs[0][:60])
+        out[form] = dict(V.score([last_word(o) for o in outs], [g for *_, g in its]), example=outs[0][:60])
     return out
 
 def main():
@@ -123,7 +121,8 @@ def main():
                     help="end that share of the yes/no questions of both arms with a short-answer instruction (`short_suffixed`)")
     ap.add_argument("--keep", metavar="DIR", help="keep each checkpoint as DIR/<arm>-s<seed> (for `mmkit train --recipe base --base ...`)")
     a = ap.parse_args()
-    pools, new = mdata.microcosm_pools(seed=0), restated_pools(0)
+    pools = mdata.microcosm_pools(seed=0)
+    new = restated_pools(pools)
     if a.short_suffix: pools, new = short_suffixed(pools, a.short_suffix), short_suffixed(new, a.short_suffix)
     changed = sum(x != y for x, y in zip(pools["conversations"], new["conversations"]))
     print(f"restated {changed} yes/no answers; e.g.", next(y[1]["value"] for x, y in zip(pools["conversations"], new["conversations"]) if x != y), flush=True)
@@ -132,9 +131,10 @@ def main():
         for name, p in ((("default answers", pools),) if not a.only_restated else ()) + (("restated verdicts", new),):
             with tempfile.TemporaryDirectory() as out:
                 res = train_stage2(a.recipe, out, base=a.base, pools=p, seed=seed, replay_corpus=True)
+                model, processor = load_model(res["checkpoint"])
                 print(json.dumps(dict(recipe=a.recipe, seed=seed, pools=name, replay_examples=res["replay_examples"],
-                                      final_answer_loss=res["final_answer_loss"], **ask(res["checkpoint"], suites),
-                                      **(dict(images=ask_images(res["checkpoint"])) if a.images else {}))), flush=True)
+                                      final_answer_loss=res["final_answer_loss"], **ask(model, processor, suites),
+                                      **(dict(images=ask_images(model, processor)) if a.images else {}))), flush=True)
                 if a.keep: shutil.copytree(res["checkpoint"], Path(a.keep)/f"{name.split()[0]}-s{seed}", dirs_exist_ok=True)
 
 

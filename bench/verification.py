@@ -32,8 +32,8 @@ from mmkit import world as W
 from mmkit.train import continue_base, greedy, lm_blocks, resolve_base
 
 SCENE_KINDS = ("presence", "cell", "relation")
-REPLAY_DOCS = 5000      # fresh documents the continued base keeps for stage 2 to replay (`mmkit.train.REPLAY_TEXTS`)
 FACT_KINDS = ("corners", "meanings", "creatures", "sums")
+REPLAY_DOCS = 5000      # fresh documents the continued base keeps for stage 2 to replay (`mmkit.train.REPLAY_TEXTS`)
 
 def _scene_claim(rng, sc, kind: str, true: bool) -> str | None:
     "A claim of `kind` about `sc`, true or false as asked (None when the scene cannot make one)."
@@ -73,6 +73,11 @@ def line(claim: str, true: bool | None = None) -> str:
     "The house-style verification line (`Q: <claim>? A: yes.`); with `true=None`, the prompt up to `A:`."
     return f"Q: {claim}? A:" + ("" if true is None else f" {'yes' if true else 'no'}.")
 
+def _scene_lines(rng, sc) -> list[str]:
+    "1-3 balanced verification lines about `sc` (a training document's, or an image's in `image_claim_captions`)."
+    return [line(c, t) for t in (rng.random() < 0.5 for _ in range(rng.randint(1, 3)))
+            if (c := _scene_claim(rng, sc, rng.choice(SCENE_KINDS), t))]
+
 def documents(n: int, seed: int = 0) -> list[str]:
     """`n` training documents: two in three a training-part scene's description in a random phrasing and 1-3 balanced
     scene claims, one in three 1-3 balanced claims about the knowledge base (no fact stated beside them)."""
@@ -80,9 +85,7 @@ def documents(n: int, seed: int = 0) -> list[str]:
     while len(out) < n:
         if rng.random() < 2 / 3:
             sc = W.sample_split_scene(rng, heldout=False, min_objects=2)
-            ls = [line(c, t) for t in (rng.random() < 0.5 for _ in range(rng.randint(1, 3)))
-                  if (c := _scene_claim(rng, sc, rng.choice(SCENE_KINDS), t))]
-            if ls: out.append(W.fix_articles(f"{W.describe(sc, rng.randrange(len(W.PHRASINGS)))}\n" + " ".join(ls)))
+            if ls := _scene_lines(rng, sc): out.append(W.fix_articles(f"{W.describe(sc, rng.randrange(len(W.PHRASINGS)))}\n" + " ".join(ls)))
         else:
             out.append(W.fix_articles(" ".join(line(_fact_claim(rng, k, t), t) for k, t in
                                                ((rng.choice(FACT_KINDS), rng.random() < 0.5) for _ in range(rng.randint(1, 3))))))
@@ -117,6 +120,18 @@ def image_items(n: int = 200, seed: int = 6) -> list[tuple]:
             out.append((kind, sc, W.fix_articles(c), "yes" if true else "no")); i += 1
     return out
 
+def first_word(output: str) -> str:
+    "The verdict of a quiz-line completion: its first word (`yes`, `no`, or whatever else the model wrote)."
+    return output.strip(' "').split(" ")[0].strip(".")
+
+def score(said: list[str], gold: list[str]) -> dict:
+    "Accuracy and the share of `yes` (%) of verdicts `said` against `gold`."
+    return dict(accuracy=round(100 * sum(s == g for s, g in zip(said, gold)) / len(gold), 1),
+                yes=round(100 * said.count("yes") / len(gold), 1))
+
+def _by_kind(kinds: list[str], said: list[str], gold: list[str], order) -> dict:
+    return {k: score([s for s, x in zip(said, kinds) if x == k], [g for g, x in zip(gold, kinds) if x == k]) for k in order}
+
 def measure_images(model, processor, n: int = 200) -> dict:
     """The scene kinds asked of the image instead of a description, in stage 1's layout (the image, then the quiz line:
     `image`), after the model's own caption of it (`own caption`), and after the scene's true description with the
@@ -131,14 +146,9 @@ def measure_images(model, processor, n: int = 200) -> dict:
     forms = {"image": [f"{plain}{line(c)}" for _, _, c, _ in its],
              "own caption": [f"{plain}{cap.strip()}\n{line(c)}" for cap, (_, _, c, _) in zip(caps, its)],
              "image and description": [f"{plain}{W.describe(sc, 0)}\n{line(c)}" for _, sc, c, _ in its]}
-    res = {}
-    for form, prompts in forms.items():
-        outs = greedy(model, processor, prompts, images=images, max_new_tokens=2)
-        said = [o.strip(' "').split(" ")[0].strip(".") for o in outs]
-        res[form] = {kind: dict(accuracy=round(100 * sum(said[i] == its[i][3] for i in ix) / len(ix), 1),
-                                yes=round(100 * sum(said[i] == "yes" for i in ix) / len(ix), 1))
-                     for kind in SCENE_KINDS for ix in [[i for i, it in enumerate(its) if it[0] == kind]]}
-    return res
+    kinds, gold = [k for k, *_ in its], [g for *_, g in its]
+    return {form: _by_kind(kinds, [first_word(o) for o in greedy(model, processor, prompts, images=images, max_new_tokens=2)],
+                           gold, SCENE_KINDS) for form, prompts in forms.items()}
 
 def image_claim_captions(n: int, seed: int = 0, image_size: int = 64):
     """`n` stage-1 records of training-part scenes whose text is 1-3 balanced verification lines about the image alone
@@ -149,8 +159,7 @@ def image_claim_captions(n: int, seed: int = 0, image_size: int = 64):
     rng, rows = random.Random(f"verify-image-captions-{seed}"), []
     while len(rows) < n:
         sc = W.sample_split_scene(rng, heldout=False, min_objects=2)
-        ls = [line(c, t) for t in (rng.random() < 0.5 for _ in range(rng.randint(1, 3))) if (c := _scene_claim(rng, sc, rng.choice(SCENE_KINDS), t))]
-        if ls: rows.append(dict(id=f"verify-image-{seed}-{len(rows):06d}", image=tasks._img(sc, image_size),
+        if ls := _scene_lines(rng, sc): rows.append(dict(id=f"verify-image-{seed}-{len(rows):06d}", image=tasks._img(sc, image_size),
                                 conversations=[{"from": "human", "value": "<image>"}, {"from": "gpt", "value": W.fix_articles(" ".join(ls))}],
                                 task="caption", modality="vision"))
     return datasets.Dataset.from_list(rows, features=tasks._training_features())
@@ -160,13 +169,13 @@ def image_train(base, out, n: int, captions_share: float = 0.5, replay: float = 
     one epoch on `n` records of `image_claim_captions`, mixed with `captions_share` as many of its own stage-1 captions
     and `replay` as many blocks of its corpus and, for a base from `--train`, its verification documents; save it to
     `out` (with the source's `replay_texts.json`), and return the record with `measure_images` and the text verdicts before
-    and after."""
+    and after. The stage-0 and stage-1 gates are measured again (this continuation trains the language model too)."""
     import shutil, time
     from datasets import concatenate_datasets
     from mmkit import tasks
     from mmkit.config import atomic_write_json, read_json
     from mmkit.model import load_model, save_model
-    from mmkit.train import MICROCOSM_STAGE1, REPLAY_TEXTS, gate1, train_stage1
+    from mmkit.train import MICROCOSM_STAGE1, REPLAY_TEXTS, gate0, gate1, gate_failures, train_stage1
     from pathlib import Path
     base, out = Path(resolve_base(base)), Path(out)
     model, processor = load_model(base)
@@ -188,7 +197,8 @@ def image_train(base, out, n: int, captions_share: float = 0.5, replay: float = 
     g1 = {k: v for k, v in gate1(model, processor).items() if not k.endswith("examples")}
     save_model(model, processor, out)
     if own: atomic_write_json(out/REPLAY_TEXTS, own)
-    info["gates"]["stage1"] = g1
+    info["gates"].update(stage0=gate0(model, processor, tasks.stage0_corpus(seed=7919, n=400)), stage1=g1)   # both stages' models moved
+    info["gate_failures"] = gate_failures(info["gates"])
     info["image_verification"] = rec = dict(from_base=base.name, records=n, captions_share=captions_share, replay=replay, seconds=secs,
                                             before=before, after=after)
     atomic_write_json(out/"base.json", info)
@@ -198,13 +208,8 @@ def image_train(base, out, n: int, captions_share: float = 0.5, replay: float = 
 def measure_model(model, processor, n: int = 200) -> dict:
     "Per kind: accuracy and `yes` share (%), greedy, the first word read; `scene` and `facts` average their kinds."
     its = items(n)
-    outs = greedy(model, processor, [p for _, p, _ in its], max_new_tokens=2)
-    said = [o.strip(' "').split(" ")[0].strip(".") for o in outs]
-    res = {}
-    for kind in SCENE_KINDS + FACT_KINDS:
-        ix = [i for i, (k, _, _) in enumerate(its) if k == kind]
-        res[kind] = dict(accuracy=round(100 * sum(said[i] == its[i][2] for i in ix) / len(ix), 1),
-                         yes=round(100 * sum(said[i] == "yes" for i in ix) / len(ix), 1))
+    said = [first_word(o) for o in greedy(model, processor, [p for _, p, _ in its], max_new_tokens=2)]
+    res = _by_kind([k for k, _, _ in its], said, [g for _, _, g in its], SCENE_KINDS + FACT_KINDS)
     for group, ks in (("scene", SCENE_KINDS), ("facts", FACT_KINDS)):
         res[group] = round(sum(res[k]["accuracy"] for k in ks) / len(ks), 1)
     return res

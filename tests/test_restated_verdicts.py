@@ -28,7 +28,8 @@ def test_every_yes_no_question_gets_its_claim():
 
 def test_restated_pools_change_the_yes_no_answers_only():
     from mmkit import data as mdata
-    old, new = mdata.microcosm_pools(seed=0, scale="test"), R.restated_pools(0, scale="test")
+    old = mdata.microcosm_pools(seed=0, scale="test")
+    new = R.restated_pools(old)
     assert len(old) == len(new)
     for x, y in zip(old, new):
         assert x["conversations"][0] == y["conversations"][0]

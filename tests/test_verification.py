@@ -66,6 +66,7 @@ def test_image_claim_captions_state_true_claims_about_their_own_image():
 
 def test_image_train_continues_stage_1_and_keeps_the_replay_texts(tmp_path, test_base):
     import json
+    from mmkit import train as T
     from mmkit.train import REPLAY_TEXTS, continue_base, lm_blocks
     src = tmp_path/"src"
     continue_base(test_base, src, lambda tok, n: lm_blocks(V.documents(200), tok, 32), steps=2, batch_size=4, block_size=32,
@@ -74,4 +75,5 @@ def test_image_train_continues_stage_1_and_keeps_the_replay_texts(tmp_path, test
     assert rec["records"] == 16 and set(rec["after"]["images"]) == {"image", "own caption", "image and description"}
     info = json.loads((tmp_path/"img"/"base.json").read_text())
     assert info["image_verification"]["from_base"] == "src" and info["gates"]["stage1"] == rec["stage1_gates"]
+    assert info["gate_failures"] == T.gate_failures(info["gates"]) and "presence_accuracy" in info["gates"]["stage0"]
     assert json.loads((tmp_path/"img"/REPLAY_TEXTS).read_text()) == V.documents(20, seed=1)
