@@ -73,9 +73,13 @@ def cpu_bf16_attention(model, bf16: bool):
     return model
 
 def bf16_available() -> bool:
-    "True when bf16 autocast is fast here: a CUDA GPU with bf16, or a CPU with native bf16 (AVX-512 bf16 / AMX)."
+    """True when bf16 autocast is fast here: a CUDA GPU with bf16, or a CPU with native bf16 (AVX-512 bf16 / AMX).
+
+    oneDNN also reports bf16 support (`torch.ops.mkldnn._is_mkldnn_bf16_supported()`) on a CPU with AVX-512 but no bf16
+    instructions, where it emulates them: there a bf16 matmul runs at about 0.4 × the fp32 one and stage 0 trains at
+    2.4 steps/s against 6.2 in fp32 (a 2-core Xeon with AVX-512 and no bf16), so the CPU's own instructions decide."""
     if not use_cpu(): return torch.cuda.is_bf16_supported()
-    try: return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    try: return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     except (AttributeError, RuntimeError): return False
 
 # %% ../nbs/05_train.ipynb #ef7056e7
