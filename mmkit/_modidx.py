@@ -408,6 +408,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'mmkit.train.base_path': ('train.html#base_path', 'mmkit/train.py'),
                              'mmkit.train.base_shape': ('train.html#base_shape', 'mmkit/train.py'),
                              'mmkit.train.bf16_available': ('train.html#bf16_available', 'mmkit/train.py'),
+                             'mmkit.train.bf16_native': ('train.html#bf16_native', 'mmkit/train.py'),
                              'mmkit.train.build_base': ('train.html#build_base', 'mmkit/train.py'),
                              'mmkit.train.caption_scores': ('train.html#caption_scores', 'mmkit/train.py'),
                              'mmkit.train.cell_labels': ('train.html#cell_labels', 'mmkit/train.py'),

@@ -435,3 +435,11 @@ def test_answer_masks_split_lead_and_content():
     assert tok.decode(labels[0][cm[0]]).strip() == "top left"
     other = torch.tensor([[-100, 5, 6, 7, -100]])                               # a replayed text block: in neither mask
     assert not any(m.any() for m in T.answer_masks(other, lead, tail))
+
+def test_bf16_native_implies_bf16_available():
+    "A CPU with bf16 instructions also runs bf16 in oneDNN; one that emulates it (AVX-512 only) is available, not native."
+    import torch
+    from mmkit.train import bf16_available, bf16_native
+    assert not bf16_native() or bf16_available()
+    if torch.cpu._is_avx512_supported() and not torch.cuda.is_available():
+        assert bf16_available() and bf16_native() == (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
