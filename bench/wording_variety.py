@@ -27,7 +27,8 @@ frames (`new frame`) and the test leads (`new lead`); with `claim` the share of 
 the question's claim word for word. With `--images`, presence asked of an image (`restated_verdicts.ask_images`) and
 in a test frame about the image.
 
-    python bench/wording_variety.py --base /tmp/verify-img --arms own vary-12 vary-all [--seeds 0 1 2] [--images] [--fp32]
+    python bench/wording_variety.py --base /tmp/verify-img --arms own vary-12 vary-all [--seeds 0 1 2] [--images] [--fp32] [--keep DIR]
+    python bench/wording_variety.py --measure DIR/own-s0 DIR/vary-all-s0 ...   # also the held-out POPE items (`heldout_claims`)
 """
 import argparse, json, random, re, shutil, sys, tempfile
 from pathlib import Path
@@ -169,6 +170,19 @@ def ask_images(model, processor, n: int = 100) -> dict:
     out["new frame"] = dict(V.score([RV.last_word(o) for o in outs], [g for *_, g in its]), example=outs[0][:60])
     return out
 
+def heldout_claims(model, processor, n: int | None = None, scale: str = "default") -> dict:
+    """The held-out POPE items as the run protocol asks them (the image, POPE's wording and its short-answer instruction,
+    the answer lead pre-filled; 28 new tokens): `claim`, the share (%) of answers that restate the question's claim as
+    the base's quiz line (`Q: any blue triangle? A:`), and the verdict read as `restated_verdicts.last_word` does."""
+    ds = tasks.microcosm(seed=0, scale=scale)["heldout"]["pope"]
+    ds = ds.select(range(min(n, len(ds)))) if n else ds
+    outs = greedy(model, processor, [generation_prompt(q, has_image=True) for q in ds["question"]], images=list(ds["image"]),
+                  max_new_tokens=28)
+    names = [re.match(r"Is there an? (\w+ \w+) in the image", q).group(1) for q in ds["question"]]
+    claim = [o.strip().startswith(V.line(f"any {k}")) for o, k in zip(outs, names)]
+    return dict(V.score([RV.last_word(o) for o in outs], [a.lower() for a in ds["answer"]]), claim=round(100 * sum(claim) / len(outs), 1),
+                n=len(outs), example=outs[0][:60])
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--recipe", default="lang_only")
@@ -180,7 +194,14 @@ def main():
     ap.add_argument("--keep", metavar="DIR", help="keep each checkpoint as DIR/<arm>-s<seed>")
     ap.add_argument("--fp32", action="store_true", help="train in fp32 (bf16 autocast is the default where it runs; see "
                     "`mmkit.train.bf16_available`)")
+    ap.add_argument("--measure", nargs="+", metavar="CHECKPOINT", help="only measure kept checkpoints (`ask`, `heldout_claims`)")
     a = ap.parse_args()
+    if a.measure:
+        suites = control_suites(a.controls)
+        for ck in a.measure:
+            model, processor = load_model(ck)
+            print(json.dumps(dict(checkpoint=ck, pope=heldout_claims(model, processor), **ask(model, processor, suites))), flush=True)
+        return
     pools = RV.restated_pools(mdata.microcosm_pools(seed=0))
     suites = control_suites(a.controls)
     for seed in a.seeds:
@@ -191,7 +212,8 @@ def main():
                 res = train_stage2(a.recipe, out, base=a.base, pools=p, seed=seed, replay_corpus=True, bf16=False if a.fp32 else None)
                 model, processor = load_model(res["checkpoint"])
                 print(json.dumps(dict(recipe=a.recipe, seed=seed, arm=arm, wordings={k: len(v) for k, v in by_kind.items()},
-                                      final_answer_loss=res["final_answer_loss"], **ask(model, processor, suites),
+                                      final_answer_loss=res["final_answer_loss"], pope=heldout_claims(model, processor),
+                                      **ask(model, processor, suites),
                                       **(dict(images=ask_images(model, processor)) if a.images else {}))), flush=True)
                 if a.keep: shutil.copytree(res["checkpoint"], Path(a.keep)/f"{arm}-s{seed}", dirs_exist_ok=True)
 

@@ -61,3 +61,8 @@ def test_ask_measures_every_form_on_a_model(test_base):
     for form in ("trained", "new frame", "new lead"):
         r = res[form]
         assert 0 <= r["accuracy"] <= 100 and 0 <= r["claim"] <= 100 and r["n"] > 0 and set(r["by_kind"]) == set(WV.KINDS)
+
+def test_heldout_claims_reads_the_pope_items_on_a_model(test_base):
+    from mmkit.model import load_model
+    res = WV.heldout_claims(*load_model(test_base), n=8, scale="test")
+    assert res["n"] == 8 and 0 <= res["claim"] <= 100 and 0 <= res["accuracy"] <= 100
