@@ -19,7 +19,7 @@ Arms (each `train_stage2` on the same base with `replay_corpus=True`, the restat
 `restated_verdicts.restated_pools`):
 - `own`: the pools' own three wordings per kind;
 - `vary-K`: each yes/no question of the four kinds in one of the own wordings or `K` more (drawn per kind, seeded);
-- `vary-all`: every training wording (about 40 per kind).
+- `vary-all`: every training wording (37-39 more per kind).
 
 Measured on 120 fresh control items per task (`evaluate.control_suites`, 28 new tokens, the answer lead pre-filled,
 the last word before the closing quote read as the verdict): in the trained wordings, and re-worded into the test
