@@ -18,7 +18,7 @@ class MMKitError(ValueError):
 
 # %% ../nbs/00_config.ipynb #7cd76608
 DEFAULTS = dict(runs_dir="runs", cache_dir=".cache/mmkit", default_base="microcosm", default_size="small",
-                llava_json="", llava_image_root="", mlan_json="", flan_data="")
+                llava_json="", llava_image_root="", mlan_json="", flan_data="", precision="auto")
 
 def _find_settings() -> Path|None:
     "`$MMKIT_SETTINGS`, else the first `settings.ini` with an `[mmkit]` section walking up from the cwd, else the repo root."

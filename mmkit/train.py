@@ -19,16 +19,16 @@ from .model import (POLICIES, SIZES, apply_policy, build_tiny_llava, cpu_eager_a
 from . import data as mdata
 
 # %% auto #0
-__all__ = ['STAGES', 'OPTIONAL_SETTINGS', 'GATES', 'REPLAY_TEXTS', 'IMAGE_LAYOUTS', 'BASE_FILES', 'VOCAB', 'MICROCOSM_STAGE1',
-           'VISION_SCENES', 'COPY_STEPS', 'TEMPLATE_REPEATS', 'stage_args', 'cpu_bf16_attention', 'bf16_available',
-           'bf16_native', 'answer_masks', 'MMTrainer', 'last_complete_checkpoint', 'cxx_compiler', 'compiled_training',
-           'run_trainer', 'lm_blocks', 'copy_blocks', 'train_stage0', 'knowledge_probes', 'perplexity', 'greedy',
-           'repeat_gate', 'lookup_gate', 'presence_items', 'presence_gate', 'gate0', 'gate_failures', 'continue_base',
-           'CellProbe', 'cell_labels', 'probe_dataset', 'pretrain_vision', 'probe_accuracy', 'replay_blocks',
-           'cells_first_captions', 'statements_first_captions', 'text_before_image', 'train_stage1',
-           'parse_description', 'caption_scores', 'cell_questions', 'named_cells', 'gate1', 'check_base',
-           'resolve_base', 'answer_lead_ids', 'train_stage2', 'tokenizer_texts', 'stage_keys', 'base_key', 'base_path',
-           'base_shape', 'build_base']
+__all__ = ['STAGES', 'OPTIONAL_SETTINGS', 'PRECISIONS', 'GATES', 'REPLAY_TEXTS', 'IMAGE_LAYOUTS', 'BASE_FILES', 'VOCAB',
+           'MICROCOSM_STAGE1', 'VISION_SCENES', 'COPY_STEPS', 'TEMPLATE_REPEATS', 'stage_args', 'cpu_bf16_attention',
+           'bf16_available', 'bf16_native', 'answer_masks', 'MMTrainer', 'last_complete_checkpoint', 'cxx_compiler',
+           'compiled_training', 'run_trainer', 'lm_blocks', 'copy_blocks', 'train_stage0', 'knowledge_probes',
+           'perplexity', 'greedy', 'repeat_gate', 'lookup_gate', 'presence_items', 'presence_gate', 'gate0',
+           'gate_failures', 'continue_base', 'CellProbe', 'cell_labels', 'probe_dataset', 'pretrain_vision',
+           'probe_accuracy', 'replay_blocks', 'cells_first_captions', 'statements_first_captions', 'text_before_image',
+           'train_stage1', 'parse_description', 'caption_scores', 'cell_questions', 'named_cells', 'gate1',
+           'check_base', 'resolve_base', 'answer_lead_ids', 'train_stage2', 'tokenizer_texts', 'stage_keys', 'base_key',
+           'base_path', 'base_shape', 'build_base']
 
 # %% ../nbs/05_train.ipynb #693cc043
 STAGES = {
@@ -73,14 +73,24 @@ def cpu_bf16_attention(model, bf16: bool):
     cpu_eager_attention(model, bf16)
     return model
 
-def bf16_available() -> bool:
-    """True when bf16 autocast can run here: a CUDA GPU with bf16, or a CPU that oneDNN runs bf16 on.
+PRECISIONS = ("auto", "native", "fp32")
 
-    On a CPU with AVX-512 but no bf16 instructions (no AVX-512 bf16, no AMX: `bf16_native()` is False) oneDNN emulates
-    bf16: a bf16 matmul runs at about 0.4 × the fp32 one, and stage 0 trained at 2.4 steps/s against 6.2 in fp32 (a
-    2-core Xeon, 2026-12-07). The microcosm keeps bf16 there all the same: its base is built and gated in bf16, and an
-    fp32 build of the same schedule missed the look-up gates (look-up 59 % against 94, image look-up 55 against 96).
-    `bf16=False` (a `stage_args` override) trains in fp32."""
+def bf16_available() -> bool:
+    """Whether training uses bf16 autocast here by default, as the `precision` setting (env `MMKIT_PRECISION`) says:
+    `auto` (the default): wherever bf16 runs, a CUDA GPU with bf16 or a CPU that oneDNN runs bf16 on; `native`: only
+    where it runs at full speed (`bf16_native()`), else fp32; `fp32`: never.
+
+    On a CPU with AVX-512 but no bf16 instructions (no AVX-512 bf16, no AMX) oneDNN emulates bf16: a bf16 matmul runs at
+    about 0.4 × the fp32 one, and stage 0 trained at 2.4 steps/s against 6.2 in fp32 (a 2-core Xeon, 2026-12-07). `auto`
+    keeps bf16 there all the same: the microcosm base is built and gated in bf16, and an fp32 build of the same schedule
+    missed the look-up gates (look-up 59 % against 94, image look-up 55 against 96). The test command sets `native`:
+    its tiny models gate nothing, and fp32 halves its time there. `bf16=False` (a `stage_args` override) trains one
+    stage in fp32."""
+    p = settings()["precision"].strip().lower()
+    if p not in PRECISIONS:
+        raise MMKitError(f"settings: precision must be one of {', '.join(PRECISIONS)} (from settings.ini or MMKIT_PRECISION), got {p!r}")
+    if p == "fp32": return False
+    if p == "native": return bf16_native()
     if not use_cpu(): return torch.cuda.is_bf16_supported()
     try: return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError): return False
@@ -999,7 +1009,7 @@ def build_base(size: str | None = None, scale: str = "default", seed: int = 0, f
     if use_cpu() and bf16_available() and not bf16_native():
         print("[base] this CPU has no bf16 instructions: bf16 autocast is emulated, about 2.5 × slower than fp32, so the "
               "build takes about 2.5 × as long; it stays bf16 because an fp32 build missed the look-up gates "
-              "(mmkit.train.bf16_available)")
+              "(MMKIT_PRECISION=native trains fp32: mmkit.train.bf16_available)")
     if (dirs["tokenizer"]/"tokenizer.json").is_file():
         from transformers import AutoTokenizer
         tok = AutoTokenizer.from_pretrained(dirs["tokenizer"])

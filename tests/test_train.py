@@ -436,10 +436,19 @@ def test_answer_masks_split_lead_and_content():
     other = torch.tensor([[-100, 5, 6, 7, -100]])                               # a replayed text block: in neither mask
     assert not any(m.any() for m in T.answer_masks(other, lead, tail))
 
-def test_bf16_native_implies_bf16_available():
-    "A CPU with bf16 instructions also runs bf16 in oneDNN; one that emulates it (AVX-512 only) is available, not native."
-    import torch
+def test_bf16_follows_the_precision_setting(monkeypatch):
+    "auto: bf16 wherever oneDNN runs it (emulated on AVX-512 alone); native: the CPU's own instructions; fp32: never."
+    import pytest, torch
+    from mmkit.config import MMKitError
     from mmkit.train import bf16_available, bf16_native
-    assert not bf16_native() or bf16_available()
-    if torch.cpu._is_avx512_supported() and not torch.cuda.is_available():
-        assert bf16_available() and bf16_native() == (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    monkeypatch.setenv("MMKIT_PRECISION", "auto")
+    auto = bf16_available()
+    if torch.cpu._is_avx512_supported() and not torch.cuda.is_available(): assert auto
+    monkeypatch.setenv("MMKIT_PRECISION", "native")
+    assert bf16_available() == bf16_native() and (not bf16_native() or auto)
+    if not torch.cuda.is_available():
+        assert bf16_native() == (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    monkeypatch.setenv("MMKIT_PRECISION", "fp32")
+    assert bf16_available() is False
+    monkeypatch.setenv("MMKIT_PRECISION", "fp16")
+    with pytest.raises(MMKitError, match="precision must be one of auto, native, fp32"): bf16_available()
