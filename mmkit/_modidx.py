@@ -431,6 +431,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'mmkit.train.named_cells': ('train.html#named_cells', 'mmkit/train.py'),
                              'mmkit.train.parse_description': ('train.html#parse_description', 'mmkit/train.py'),
                              'mmkit.train.perplexity': ('train.html#perplexity', 'mmkit/train.py'),
+                             'mmkit.train.precision_used': ('train.html#precision_used', 'mmkit/train.py'),
                              'mmkit.train.presence_gate': ('train.html#presence_gate', 'mmkit/train.py'),
                              'mmkit.train.presence_items': ('train.html#presence_items', 'mmkit/train.py'),
                              'mmkit.train.pretrain_vision': ('train.html#pretrain_vision', 'mmkit/train.py'),

@@ -21,10 +21,10 @@ from . import data as mdata
 # %% auto #0
 __all__ = ['STAGES', 'OPTIONAL_SETTINGS', 'PRECISIONS', 'GATES', 'REPLAY_TEXTS', 'IMAGE_LAYOUTS', 'BASE_FILES', 'VOCAB',
            'MICROCOSM_STAGE1', 'VISION_SCENES', 'COPY_STEPS', 'TEMPLATE_REPEATS', 'stage_args', 'cpu_bf16_attention',
-           'bf16_available', 'bf16_native', 'answer_masks', 'MMTrainer', 'last_complete_checkpoint', 'cxx_compiler',
-           'compiled_training', 'run_trainer', 'lm_blocks', 'copy_blocks', 'train_stage0', 'knowledge_probes',
-           'perplexity', 'greedy', 'repeat_gate', 'lookup_gate', 'presence_items', 'presence_gate', 'gate0',
-           'gate_failures', 'continue_base', 'CellProbe', 'cell_labels', 'probe_dataset', 'pretrain_vision',
+           'bf16_available', 'precision_used', 'bf16_native', 'answer_masks', 'MMTrainer', 'last_complete_checkpoint',
+           'cxx_compiler', 'compiled_training', 'run_trainer', 'lm_blocks', 'copy_blocks', 'train_stage0',
+           'knowledge_probes', 'perplexity', 'greedy', 'repeat_gate', 'lookup_gate', 'presence_items', 'presence_gate',
+           'gate0', 'gate_failures', 'continue_base', 'CellProbe', 'cell_labels', 'probe_dataset', 'pretrain_vision',
            'probe_accuracy', 'replay_blocks', 'cells_first_captions', 'statements_first_captions', 'text_before_image',
            'train_stage1', 'parse_description', 'caption_scores', 'cell_questions', 'named_cells', 'gate1',
            'check_base', 'resolve_base', 'answer_lead_ids', 'train_stage2', 'tokenizer_texts', 'stage_keys', 'base_key',
@@ -94,6 +94,11 @@ def bf16_available() -> bool:
     if not use_cpu(): return torch.cuda.is_bf16_supported()
     try: return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError): return False
+
+def precision_used() -> str:
+    "What training uses here: `bf16`, `bf16 (emulated)` (no bf16 instructions) or `fp32`; recorded in base.json."
+    if not bf16_available(): return "fp32"
+    return "bf16" if bf16_native() else "bf16 (emulated)"
 
 def bf16_native() -> bool:
     "True when bf16 runs at full speed here: a CUDA GPU with bf16, or a CPU with AVX-512 bf16 or AMX instructions."
@@ -1039,7 +1044,7 @@ def build_base(size: str | None = None, scale: str = "default", seed: int = 0, f
     failed = gate_failures(gates)
     print(f"[base] gates: {'all passed' if not failed else 'MISSED: ' + '; '.join(failed)}")
     info = dict(size=size, scale=scale, seed=seed, params=param_counts(model), gates=gates, gate_failures=failed, timings_s=timings,
-                build_seconds=round(time.time() - t0, 1), key=base_key(size, scale, seed, ov),
+                build_seconds=round(time.time() - t0, 1), key=base_key(size, scale, seed, ov), precision=precision_used(),
                 env=env_info())
     atomic_write_json(out/"base.json", info)
     return out

@@ -353,6 +353,7 @@ def test_cli_base_takes_stage_settings(test_base, capsys):
 def test_base_gates_are_measured_recorded_and_checked_before_stage2(tmp_path, test_base, capsys):
     "base.json holds the copying / look-up / knowledge / caption gates; stage 2 says when the base misses them and records it."
     info = json.loads((test_base/"base.json").read_text())
+    assert info["precision"] == T.precision_used() and info["precision"] in ("bf16", "bf16 (emulated)", "fp32")
     g = info["gates"]
     assert {"repeat_ratio", "lookup_accuracy", "knowledge_accuracy"} <= set(g["stage0"]) and "shape" in g["stage1"]
     g1 = g["stage1"]                                     # one cell read from the image, directly and after the model's own caption
