@@ -439,9 +439,7 @@ def test_answer_masks_split_lead_and_content():
 
 def test_bf16_follows_the_precision_setting(monkeypatch):
     "auto: bf16 wherever oneDNN runs it (emulated on AVX-512 alone); native: the CPU's own instructions; fp32: never."
-    import pytest, torch
-    from mmkit.config import MMKitError
-    from mmkit.train import bf16_available, bf16_native
+    bf16_available, bf16_native = T.bf16_available, T.bf16_native
     monkeypatch.setenv("MMKIT_PRECISION", "auto")
     auto = bf16_available()
     if torch.cpu._is_avx512_supported() and not torch.cuda.is_available(): assert auto
@@ -449,7 +447,8 @@ def test_bf16_follows_the_precision_setting(monkeypatch):
     assert bf16_available() == bf16_native() and (not bf16_native() or auto)
     if not torch.cuda.is_available():
         assert bf16_native() == (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    assert T.precision_used() == ("bf16" if bf16_native() else "fp32")
     monkeypatch.setenv("MMKIT_PRECISION", "fp32")
-    assert bf16_available() is False
+    assert bf16_available() is False and T.precision_used() == "fp32"
     monkeypatch.setenv("MMKIT_PRECISION", "fp16")
     with pytest.raises(MMKitError, match="precision must be one of auto, native, fp32"): bf16_available()
