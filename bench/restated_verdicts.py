@@ -42,16 +42,20 @@ def _template_regex(t: str):
 
 _RX = [(kind, _template_regex(t)) for kind, ts in {**tasks.YN, **tasks.SCENE_YN}.items() for t in ts]
 
+def parse(question: str):
+    "(kind, match) of the stage-2 yes/no template (`tasks.YN`, `tasks.SCENE_YN`) in `question`, or None."
+    for kind, rx in _RX:
+        if m := rx.search(question): return kind, m
+    return None
+
 def claim_of(question: str) -> str:
     "The house-style claim (`bench/verification.py`'s wording) a stage-2 yes/no question makes."
-    for kind, rx in _RX:
-        if m := rx.search(question):
-            g = m.groupdict()
-            return W.fix_articles({"corners": lambda: f"corners of a {g['shape']} {g['n']}", "meaning": lambda: f"{g['color']} means {g['m']}",
-                                   "creature": lambda: f"a {g['creature']} a {g['color']} {g['shape']}",
-                                   "sum": lambda: f"{g['a']} plus {g['b']} is {g['c']}", "exists": lambda: f"any {g['name']}",
-                                   "relation": lambda: f"{g['a']} {g['rel']} the {g['b']}"}[kind]())
-    raise SystemExit(f"no yes/no template matches {question!r}")
+    if not (p := parse(question)): raise SystemExit(f"no yes/no template matches {question!r}")
+    kind, g = p[0], p[1].groupdict()
+    return W.fix_articles({"corners": lambda: f"corners of a {g['shape']} {g['n']}", "meaning": lambda: f"{g['color']} means {g['m']}",
+                           "creature": lambda: f"a {g['creature']} a {g['color']} {g['shape']}",
+                           "sum": lambda: f"{g['a']} plus {g['b']} is {g['c']}", "exists": lambda: f"any {g['name']}",
+                           "relation": lambda: f"{g['a']} {g['rel']} the {g['b']}"}[kind]())
 
 def restated_pools(pools):
     "Stage-2 `pools` with every `knowledge_yn` and `scene_yn` answer as `The best answer is \"Q: <claim>? A: <yes/no>\".`"

@@ -164,8 +164,7 @@ def image_claim_captions(n: int, seed: int = 0, image_size: int = 64):
                                 task="caption", modality="vision"))
     return datasets.Dataset.from_list(rows, features=tasks._training_features())
 
-def image_train(base, out, n: int, captions_share: float = 0.5, replay: float = 0.5, measure_n: int = 100,
-                bf16: bool | None = None) -> dict:
+def image_train(base, out, n: int, captions_share: float = 0.5, replay: float = 0.5, measure_n: int = 100) -> dict:
     """Continue the base's stage 1 (`mmkit.train.train_stage1`, its `stage1_lm` policy: language model and projector) for
     one epoch on `n` records of `image_claim_captions`, mixed with `captions_share` as many of its own stage-1 captions
     and `replay` as many blocks of its corpus and, for a base from `--train`, its verification documents; save it to
@@ -191,7 +190,7 @@ def image_train(base, out, n: int, captions_share: float = 0.5, replay: float = 
     work = out.with_name(out.name + ".work"); shutil.rmtree(work, ignore_errors=True)
     t = time.time()
     model = train_stage1(model, processor, caps, work, replay_texts=texts, policy=MICROCOSM_STAGE1["policy"], lr=1e-3, epochs=1,
-                         replay=replay, cells_first=0.0, text_before=0.0, bf16=bf16)
+                         replay=replay, cells_first=0.0, text_before=0.0)
     secs = round(time.time() - t, 1)
     model.eval()
     after = dict(images=measure_images(model, processor, measure_n), text=measure_model(model, processor, measure_n))
@@ -226,11 +225,10 @@ def main():
     ap.add_argument("--no-replay", action="store_true", help="keep no documents for stage 2 to replay")
     ap.add_argument("--images", action="store_true", help="ask the scene kinds of the image instead (`measure_images`)")
     ap.add_argument("--image-train", type=int, metavar="N", help="continue the base's stage 1 on N image-claim records (with --out)")
-    ap.add_argument("--fp32", action="store_true", help="--image-train in fp32 (default: bf16 where it runs, `mmkit.train.bf16_available`)")
     a = ap.parse_args()
     if a.image_train:
         if not a.out: ap.error("--image-train needs --out")
-        print(json.dumps(image_train(a.base, a.out, a.image_train, bf16=False if a.fp32 else None)))
+        print(json.dumps(image_train(a.base, a.out, a.image_train)))
         return
     if a.train:
         if not a.out: ap.error("--train needs --out")

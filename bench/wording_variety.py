@@ -24,11 +24,14 @@ Arms (each `train_stage2` on the same base with `replay_corpus=True`, the restat
 Measured on 120 fresh control items per task (`evaluate.control_suites`, 28 new tokens, the answer lead pre-filled,
 the last word before the closing quote read as the verdict): in the trained wordings, and re-worded into the test
 frames (`new frame`) and the test leads (`new lead`); with `claim` the share of answers whose restated quiz line is
-the question's claim word for word. With `--images`, presence asked of an image (`restated_verdicts.ask_images`) and
-in a test frame about the image.
+the question's claim word for word. And the held-out POPE items as the run protocol asks them (`heldout_claims`): how
+often the answer restates POPE's question as the base's presence claim about the image, and the verdict after it.
 
-    python bench/wording_variety.py --base /tmp/verify-img --arms own vary-12 vary-all [--seeds 0 1 2] [--images] [--fp32] [--keep DIR]
-    python bench/wording_variety.py --measure DIR/own-s0 DIR/vary-all-s0 ...   # also the held-out POPE items (`heldout_claims`)
+    python bench/wording_variety.py --base /tmp/verify-base --arms own vary-12 vary-all [--seeds 0 1 2] [--keep DIR]
+    python bench/wording_variety.py --measure DIR/own-s0 DIR/vary-all-s0 ...   # measure kept checkpoints again
+
+Training runs in bf16 where it runs; `MMKIT_PRECISION=fp32` trains in fp32 (`mmkit.train.bf16_available`), as the
+probe of 2026-12-07 did on an fp32-built base.
 """
 import argparse, json, random, re, shutil, sys, tempfile
 from pathlib import Path
@@ -109,25 +112,19 @@ def arm_wordings(arm: str, seed: int = 0) -> dict:
         out[k] = own_wordings(k) + extra
     return out
 
-def parse(question: str):
-    "(kind, match) of the pools' own yes/no wording in `question` (`restated_verdicts`' template regexes), or None."
-    for kind, rx in RV._RX:
-        if m := rx.search(question): return kind, m
-    return None
-
 def _fill(template: str, g: dict) -> str:
     return W.fix_articles(template.format(**g))
 
 def reword(question: str, templates: list[str], rng) -> str:
     "`question` (the pools' own wording) with its yes/no question put into one of `templates`, passage and suffix kept."
-    kind, m = parse(question)
+    kind, m = RV.parse(question)
     return question[:m.start()] + _fill(rng.choice(templates), m.groupdict()) + question[m.end():]
 
 def reworded_pools(pools, by_kind: dict, seed: int = 0):
     "`pools` with every yes/no question of `KINDS` put into one of `by_kind[kind]` (uniformly); answers unchanged."
     rng, rows = random.Random(f"reword-{seed}"), []
     for r in pools:
-        if r["task"] in ("knowledge_yn", "scene_yn") and (p := parse(r["conversations"][0]["value"])) and p[0] in by_kind:
+        if r["task"] in ("knowledge_yn", "scene_yn") and (p := RV.parse(r["conversations"][0]["value"])) and p[0] in by_kind:
             q = reword(r["conversations"][0]["value"], by_kind[p[0]], rng)
             r = {**r, "conversations": [{**r["conversations"][0], "value": q}, r["conversations"][1]]}
         rows.append(r)
@@ -139,7 +136,7 @@ def test_items(suites: dict, form: str, seed: int = 0) -> list[dict]:
     rng, out = random.Random(f"wording-test-{form}-{seed}"), []
     for suite in ("knowledge_yn", "scene_yn"):
         for it in suites[suite]:
-            if not (p := parse(it["question"])) or p[0] not in KINDS: continue
+            if not (p := RV.parse(it["question"])) or p[0] not in KINDS: continue
             q = it["question"] if form == "trained" else reword(it["question"], wordings(p[0], test=form.split()[1]), rng)
             out.append(dict(kind=p[0], question=q, claim=RV.claim_of(it["question"]), answer=it["answer"].lower()))
     return out
@@ -153,29 +150,20 @@ def ask(model, processor, suites: dict) -> dict:
         said, gold = [RV.last_word(o) for o in outs], [it["answer"] for it in its]
         claim = [o.strip().startswith(V.line(it["claim"])) for o, it in zip(outs, its)]
         out[form] = dict(V.score(said, gold), claim=round(100 * sum(claim) / len(its), 1), n=len(its),
-                         by_kind={k: V.score([s for s, it in zip(said, its) if it["kind"] == k],
-                                             [g for g, it in zip(gold, its) if it["kind"] == k])["accuracy"] for k in KINDS},
+                         by_kind={k: v["accuracy"] for k, v in V._by_kind([it["kind"] for it in its], said, gold, KINDS).items()},
                          example=f"{its[0]['question'][-70:]} -> {outs[0][:60]}")
     return out
 
-def ask_images(model, processor, n: int = 100) -> dict:
-    "`restated_verdicts.ask_images` and presence asked of the image in the test frames (`scene` read as the picture)."
-    out = RV.ask_images(model, processor, n)
-    its = [it for it in V.image_items(n) if it[0] == "presence"]
-    size = processor.image_processor.crop_size["height"]
-    rng = random.Random("wording-image-test")
-    qs = [f"{_fill(rng.choice(TEST_FRAMES['exists']), dict(name=c[4:]))} {tasks.YN_SUFFIX[0]}" for _, _, c, _ in its]
-    outs = greedy(model, processor, [generation_prompt(q, has_image=True) for q in qs],
-                  images=[W.render(sc, size) for _, sc, _, _ in its], max_new_tokens=28)
-    out["new frame"] = dict(V.score([RV.last_word(o) for o in outs], [g for *_, g in its]), example=outs[0][:60])
-    return out
-
-def heldout_claims(model, processor, n: int | None = None, scale: str = "default") -> dict:
-    """The held-out POPE items as the run protocol asks them (the image, POPE's wording and its short-answer instruction,
-    the answer lead pre-filled; 28 new tokens): `claim`, the share (%) of answers that restate the question's claim as
-    the base's quiz line (`Q: any blue triangle? A:`), and the verdict read as `restated_verdicts.last_word` does."""
+def pope_items(n: int | None = None, scale: str = "default"):
+    "The microcosm's held-out POPE items (the first `n`), loaded once for every checkpoint `heldout_claims` measures."
     ds = tasks.microcosm(seed=0, scale=scale)["heldout"]["pope"]
-    ds = ds.select(range(min(n, len(ds)))) if n else ds
+    return ds.select(range(min(n, len(ds)))) if n else ds
+
+def heldout_claims(model, processor, ds) -> dict:
+    """The held-out POPE items `ds` (`pope_items`) as the run protocol asks them (the image, POPE's wording and its
+    short-answer instruction, the answer lead pre-filled; 28 new tokens): `claim`, the share (%) of answers that restate
+    the question's claim as the base's quiz line (`Q: any blue triangle? A:`), and the verdict read as
+    `restated_verdicts.last_word` does."""
     outs = greedy(model, processor, [generation_prompt(q, has_image=True) for q in ds["question"]], images=list(ds["image"]),
                   max_new_tokens=28)
     names = [re.match(r"Is there an? (\w+ \w+) in the image", q).group(1) for q in ds["question"]]
@@ -190,31 +178,26 @@ def main():
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--controls", type=int, default=120, help="fresh control items per task")
     ap.add_argument("--base", default=None, help="base folder (default: the cached microcosm base)")
-    ap.add_argument("--images", action="store_true", help="also ask presence of images")
     ap.add_argument("--keep", metavar="DIR", help="keep each checkpoint as DIR/<arm>-s<seed>")
-    ap.add_argument("--fp32", action="store_true", help="train in fp32 (bf16 autocast is the default where it runs; see "
-                    "`mmkit.train.bf16_available`)")
     ap.add_argument("--measure", nargs="+", metavar="CHECKPOINT", help="only measure kept checkpoints (`ask`, `heldout_claims`)")
     a = ap.parse_args()
+    suites, pope = control_suites(a.controls), pope_items()
     if a.measure:
-        suites = control_suites(a.controls)
         for ck in a.measure:
             model, processor = load_model(ck)
-            print(json.dumps(dict(checkpoint=ck, pope=heldout_claims(model, processor), **ask(model, processor, suites))), flush=True)
+            print(json.dumps(dict(checkpoint=ck, pope=heldout_claims(model, processor, pope), **ask(model, processor, suites))), flush=True)
         return
     pools = RV.restated_pools(mdata.microcosm_pools(seed=0))
-    suites = control_suites(a.controls)
     for seed in a.seeds:
         for arm in a.arms:
             by_kind = arm_wordings(arm, seed)
             p = pools if arm == "own" else reworded_pools(pools, by_kind, seed)
             with tempfile.TemporaryDirectory() as out:
-                res = train_stage2(a.recipe, out, base=a.base, pools=p, seed=seed, replay_corpus=True, bf16=False if a.fp32 else None)
+                res = train_stage2(a.recipe, out, base=a.base, pools=p, seed=seed, replay_corpus=True)
                 model, processor = load_model(res["checkpoint"])
                 print(json.dumps(dict(recipe=a.recipe, seed=seed, arm=arm, wordings={k: len(v) for k, v in by_kind.items()},
-                                      final_answer_loss=res["final_answer_loss"], pope=heldout_claims(model, processor),
-                                      **ask(model, processor, suites),
-                                      **(dict(images=ask_images(model, processor)) if a.images else {}))), flush=True)
+                                      final_answer_loss=res["final_answer_loss"], pope=heldout_claims(model, processor, pope),
+                                      **ask(model, processor, suites))), flush=True)
                 if a.keep: shutil.copytree(res["checkpoint"], Path(a.keep)/f"{arm}-s{seed}", dirs_exist_ok=True)
 
 

@@ -35,7 +35,7 @@ def test_reworded_pools_keep_each_question_s_claim_and_answer():
         q0, q1 = x["conversations"][0]["value"], y["conversations"][0]["value"]
         if q0 == q1: continue
         moved += 1
-        kind, m = WV.parse(q0)
+        kind, m = RV.parse(q0)
         assert kind in WV.KINDS and q1.startswith(q0[:m.start()]) and q1.endswith(q0[m.end():])
         yes = y["conversations"][1]["value"].endswith('A: yes".')
         claim = RV.claim_of(q0)
@@ -64,5 +64,5 @@ def test_ask_measures_every_form_on_a_model(test_base):
 
 def test_heldout_claims_reads_the_pope_items_on_a_model(test_base):
     from mmkit.model import load_model
-    res = WV.heldout_claims(*load_model(test_base), n=8, scale="test")
+    res = WV.heldout_claims(*load_model(test_base), WV.pope_items(8, scale="test"))
     assert res["n"] == 8 and 0 <= res["claim"] <= 100 and 0 <= res["accuracy"] <= 100
