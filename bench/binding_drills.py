@@ -1,0 +1,102 @@
+"""Does binding (naming the object in a given cell of a described scene) form from the corpus's own look-up drills, and
+what decides when? A curve of the look-up gate over steps of drills only, from the base's own copying warm-up.
+
+The default base's look-up gate sits on a knife edge: the v2.5 schedule built in bf16 passes it (94 %), the same
+schedule in fp32 misses it (59 %; docs/results.md). This probe isolates the step where binding forms (or does not):
+
+1. the tokenizer and model the default base starts from (`mmkit.train.build_base`'s tokenizer, cached with it; a fresh
+   `build_tiny_llava` of `--size`, seed `--seed`);
+2. the base's copying warm-up (`copy_blocks` over every non-special id, `COPY_STEPS[size]` steps at a flat lr 1e-3),
+   cached under `cache_dir()/bench-binding/` per size, seed and precision, so several drill arms share one start;
+3. `--steps` steps of blocks made only of the corpus's `bind` documents (a training scene of 2-4 objects in one of
+   the six phrasings, then each object looked up once: `tasks._corpus_doc(rng, "bind")`), at a flat `--lr` after a
+   `--warmup`-step ramp, with `--weight-decay`;
+4. every `--every` steps the base's look-up gate (`mmkit.train.lookup_gate`: 100 unseen scenes, `The <cell> cell
+   holds`; a random pick among the scene's objects gets `lookup_any_object`, 56.75 %) and its pick-one form.
+
+The arithmetic is the `precision` setting's (`MMKIT_PRECISION=fp32` / `auto`): run the same arm under both to compare.
+
+    MMKIT_PRECISION=fp32 python bench/binding_drills.py [--size small] [--seed 0] [--steps 2500] [--every 250]
+                                                         [--lr 1e-3] [--warmup 0] [--weight-decay 0] [--json FILE]
+"""
+import argparse, json, random, sys, time
+from pathlib import Path
+from transformers import AutoTokenizer, TrainerCallback, default_data_collator
+from mmkit import tasks
+from mmkit.config import MMKitError, atomic_write_json, cache_dir
+from mmkit.model import build_tiny_llava, load_model, save_model, train_tokenizer
+from mmkit.train import (COPY_STEPS, VOCAB, copy_blocks, lm_blocks, lookup_gate, precision_used, repeat_gate, run_trainer,
+                         stage_keys, tokenizer_texts, _overrides)
+
+def base_tokenizer(size: str, scale: str, seed: int):
+    "The tokenizer `build_base` trains for this size, scale and seed (loaded from its work folder, or trained and saved there)."
+    m = tasks.microcosm(seed=seed, scale=scale)
+    ov = _overrides(size=size)
+    d = cache_dir()/f"base-{size}-{scale}.work"/f"tokenizer-{stage_keys(m, size, scale, seed, ov['stage0'], ov['stage1'])['tokenizer']}"
+    if (d/"tokenizer.json").is_file(): return AutoTokenizer.from_pretrained(d)
+    tok = train_tokenizer(tokenizer_texts(m), vocab_size=VOCAB.get(size, 1500)); tok.save_pretrained(d)
+    return tok
+
+def copied_start(size: str, scale: str, seed: int, copy_steps: int):
+    "A fresh model of `size` after the base's copying warm-up (cached per size, scale, seed, steps and precision)."
+    tok = base_tokenizer(size, scale, seed)
+    ck = cache_dir()/"bench-binding"/f"copy-{size}-{scale}-s{seed}-{copy_steps}-{precision_used().split()[0]}"
+    if (ck/"model"/"config.json").is_file(): return load_model(ck/"model")
+    model, processor = build_tiny_llava(tok, size, image_size=64, patch_size=8, seed=seed)
+    special = set(tok.all_special_ids)
+    cp = copy_blocks([i for i in range(len(tok)) if i not in special], copy_steps * 32, 128, seed=seed)
+    run_trainer(model, cp, default_data_collator, ck, stage="copying warm-up", group=None, lr=1e-3, epochs=1, batch_size=32,
+                warmup_ratio=0.06, scheduler="constant_with_warmup", seed=seed)
+    save_model(model, processor, ck/"model")
+    atomic_write_json(ck/"gate.json", repeat_gate(model, tok))
+    return model, processor
+
+def drill_blocks(tokenizer, steps: int, batch_size: int, seed: int):
+    "Enough 128-token blocks of `bind` documents (fresh training scenes) for `steps` steps of `batch_size`."
+    rng, docs, ds = random.Random(seed + 1), [], None
+    while ds is None or len(ds) < steps * batch_size:
+        docs += [tasks._corpus_doc(rng, "bind")[0] for _ in range(max(64, steps * batch_size // 2))]
+        ds = lm_blocks(docs, tokenizer, 128)
+    return ds.select(range(steps * batch_size))
+
+class Curve(TrainerCallback):
+    "The look-up gate every `every` steps, printed and kept."
+    def __init__(self, processor, every: int, n: int, t0: float): self.processor, self.every, self.n, self.t0, self.rows = processor, every, n, t0, []
+    def on_step_end(self, args, state, control, model=None, **kw):
+        if state.global_step % self.every: return
+        g = lookup_gate(model, self.processor, n=self.n); model.train()
+        row = dict(step=state.global_step, seconds=round(time.time() - self.t0), lookup=g["lookup_accuracy"],
+                   several=g["lookup_accuracy_several"], first_named=g["lookup_first_named"], pick=g["lookup_pick_accuracy"])
+        self.rows.append(row); print(json.dumps(row), flush=True)
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", default="small"); ap.add_argument("--scale", default="default"); ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--steps", type=int, default=2500); ap.add_argument("--every", type=int, default=250)
+    ap.add_argument("--lr", type=float, default=1e-3); ap.add_argument("--warmup", type=int, default=0)
+    ap.add_argument("--weight-decay", type=float, default=0.0); ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--copy-steps", type=int, default=None, help="the copying warm-up's steps (default: COPY_STEPS[size])")
+    ap.add_argument("--items", type=int, default=100, help="look-up gate items per measurement (the gate's own 100)")
+    ap.add_argument("--json", default=None, help="write the settings and the curve here")
+    a = ap.parse_args(argv)
+    if a.steps < 1 or a.every < 1 or not 0 <= a.warmup < a.steps:
+        raise SystemExit(f"binding_drills: need --steps >= 1, --every >= 1 and 0 <= --warmup < --steps (got {a.steps}, {a.every}, {a.warmup})")
+    copy_steps = a.copy_steps if a.copy_steps is not None else COPY_STEPS.get(a.size, 0)
+    t0 = time.time()
+    try: model, processor = copied_start(a.size, a.scale, a.seed, copy_steps)
+    except MMKitError as e: raise SystemExit(f"binding_drills: {e}")
+    print(f"[binding] {precision_used()}; after the copying warm-up ({copy_steps} steps): {repeat_gate(model, processor.tokenizer)}", flush=True)
+    ds = drill_blocks(processor.tokenizer, a.steps, a.batch_size, a.seed)
+    curve = Curve(processor, a.every, a.items, t0)
+    work = cache_dir()/"bench-binding"/"drills"
+    run_trainer(model, ds, default_data_collator, work, stage="bind drills", group=None, lr=a.lr, epochs=1, batch_size=a.batch_size,
+                max_steps=a.steps, warmup_ratio=a.warmup / a.steps, scheduler="constant_with_warmup", weight_decay=a.weight_decay,
+                seed=a.seed, resume=False, save_steps=a.steps, callbacks=[curve])
+    out = dict(settings={k: v for k, v in vars(a).items() if k != "json"} | dict(copy_steps=copy_steps, precision=precision_used()),
+               curve=curve.rows, best=max((r["lookup"] for r in curve.rows), default=None), seconds=round(time.time() - t0))
+    print(f"[binding] best look-up {out['best']} over {len(curve.rows)} measurements, {out['seconds']} s")
+    if a.json: atomic_write_json(Path(a.json), out)
+    return out
+
+if __name__ == "__main__":
+    main()

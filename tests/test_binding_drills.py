@@ -1,0 +1,41 @@
+"""bench/binding_drills.py as a user runs it, at the test size: the base's tokenizer and copying warm-up (cached and
+reused by a second arm), blocks made only of the corpus's `bind` documents, and the look-up gate's curve."""
+import json, os, subprocess, sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT/"bench"))
+import binding_drills as B
+from mmkit import tasks
+
+def run(tmp_path, *args):
+    return subprocess.run([sys.executable, str(ROOT/"bench"/"binding_drills.py"), "--size", "test", "--scale", "test", *args],
+                          capture_output=True, text=True, timeout=600, env=dict(os.environ, MMKIT_PRECISION="fp32"))
+
+def test_drill_blocks_hold_only_bind_documents_and_the_asked_count(test_base):
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(test_base)
+    ds = B.drill_blocks(tok, steps=3, batch_size=4, seed=0)
+    assert len(ds) == 12 and all(len(x) == 128 and x == y for x, y in zip(ds["input_ids"], ds["labels"]))
+    text = tok.decode(sum(ds["input_ids"], []))
+    assert "cell holds" in text or " is in the " in text or "Q: " in text        # the bind drills' restating lines
+
+def test_binding_probe_trains_drills_and_measures_the_look_up_curve(tmp_path):
+    out = tmp_path/"b.json"
+    r = run(tmp_path, "--steps", "4", "--every", "2", "--items", "4", "--batch-size", "4", "--json", str(out))
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert [c["step"] for c in res["curve"]] == [2, 4]
+    assert all(0 <= c["lookup"] <= 1 and 0 <= c["pick"] <= 1 for c in res["curve"])
+    assert res["best"] == max(c["lookup"] for c in res["curve"])
+    assert res["settings"]["precision"] == "fp32" and res["settings"]["copy_steps"] == 16
+    assert "after the copying warm-up (16 steps)" in r.stdout and "repeat_ratio" in r.stdout
+    from mmkit.config import cache_dir
+    start, = (cache_dir()/"bench-binding").glob("copy-test-test-s0-16-fp32")
+    made = (start/"model"/"config.json").stat().st_mtime_ns
+    again = run(tmp_path, "--steps", "2", "--every", "2", "--items", "4", "--batch-size", "4", "--lr", "3e-3")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (start/"model"/"config.json").stat().st_mtime_ns == made          # the second arm starts from the cached warm-up
+    bad = run(tmp_path, "--steps", "4", "--warmup", "4")
+    assert bad.returncode == 1
+    assert "0 <= --warmup < --steps" in bad.stderr
