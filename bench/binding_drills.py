@@ -19,7 +19,7 @@ The arithmetic is the `precision` setting's (`MMKIT_PRECISION=fp32` / `auto`): r
     MMKIT_PRECISION=fp32 python bench/binding_drills.py [--size small] [--seed 0] [--steps 2500] [--every 250]
                                                          [--lr 1e-3] [--warmup 0] [--weight-decay 0] [--json FILE]
 """
-import argparse, json, random, sys, time
+import argparse, json, random, shutil, time
 from pathlib import Path
 from transformers import AutoTokenizer, TrainerCallback, default_data_collator
 from mmkit import tasks
@@ -92,6 +92,7 @@ def main(argv=None):
     run_trainer(model, ds, default_data_collator, work, stage="bind drills", group=None, lr=a.lr, epochs=1, batch_size=a.batch_size,
                 max_steps=a.steps, warmup_ratio=a.warmup / a.steps, scheduler="constant_with_warmup", weight_decay=a.weight_decay,
                 seed=a.seed, resume=False, save_steps=a.steps, callbacks=[curve])
+    shutil.rmtree(work, ignore_errors=True)                  # the drilled model is not kept: the curve is the result
     out = dict(settings={k: v for k, v in vars(a).items() if k != "json"} | dict(copy_steps=copy_steps, precision=precision_used()),
                curve=curve.rows, best=max((r["lookup"] for r in curve.rows), default=None), seconds=round(time.time() - t0))
     print(f"[binding] best look-up {out['best']} over {len(curve.rows)} measurements, {out['seconds']} s")
