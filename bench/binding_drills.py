@@ -12,12 +12,19 @@ schedule in fp32 misses it (59 %; docs/results.md). This probe isolates the step
    the six phrasings, then each object looked up once: `tasks._corpus_doc(rng, "bind")`), at a flat `--lr` after a
    `--warmup`-step ramp, with `--weight-decay`;
 4. every `--every` steps the base's look-up gate (`mmkit.train.lookup_gate`: 100 unseen scenes, `The <cell> cell
-   holds`; a random pick among the scene's objects gets `lookup_any_object`, 56.75 %) and its pick-one form.
+   holds`; a random pick among the scene's objects gets `lookup_any_object`, 56.75 %) and its pick-one form, and the
+   same question on scenes of two or more objects described cell first (`In the top left there is …`: a forward
+   look-up, key then value) and object first (`a large red circle at top left`: the value before its key), which
+   the random-token look-up of `bench/copying.py` found easy (99 %) and hard (18 %) respectively (`lookup_by_order`).
+
+`--cell-first-steps S` trains the first S steps on drills described cell first only (the forward look-up first,
+then every phrasing).
 
 The arithmetic is the `precision` setting's (`MMKIT_PRECISION=fp32` / `auto`): run the same arm under both to compare.
 
     MMKIT_PRECISION=fp32 python bench/binding_drills.py [--size small] [--seed 0] [--steps 2500] [--every 250]
                                                          [--lr 1e-3] [--warmup 0] [--weight-decay 0] [--json FILE]
+                                                         [--cell-first-steps S]
 """
 import argparse, json, random, shutil, time
 from pathlib import Path
@@ -51,22 +58,47 @@ def copied_start(size: str, scale: str, seed: int, copy_steps: int):
     atomic_write_json(ck/"gate.json", repeat_gate(model, tok))
     return model, processor
 
-def drill_blocks(tokenizer, steps: int, batch_size: int, seed: int):
-    "Enough 128-token blocks of `bind` documents (fresh training scenes) for `steps` steps of `batch_size`."
+CELL_FIRST = (2, 5)   # the `world.PHRASINGS` that name a cell before its object (`In the top left there is …`, `At the top left: …`)
+
+def cell_first(description: str) -> bool:
+    "Whether a description is in a cell-first phrasing (`CELL_FIRST`: the only two that open with `In the` / `At the`)."
+    return description.startswith(("In the ", "At the "))
+
+def drill_blocks(tokenizer, steps: int, batch_size: int, seed: int, only_cell_first: bool = False):
+    """Enough 128-token blocks of `bind` documents (fresh training scenes) for `steps` steps of `batch_size`; with
+    `only_cell_first`, only documents whose description names each cell before its object (a forward look-up)."""
     rng, docs, ds = random.Random(seed + 1), [], None
     while ds is None or len(ds) < steps * batch_size:
-        docs += [tasks._corpus_doc(rng, "bind")[0] for _ in range(max(64, steps * batch_size // 2))]
-        ds = lm_blocks(docs, tokenizer, 128)
+        new = [tasks._corpus_doc(rng, "bind")[0] for _ in range(max(64, steps * batch_size // 2))]
+        docs += [d for d in new if cell_first(d)] if only_cell_first else new
+        ds = lm_blocks(docs, tokenizer, 128) if docs else None
     return ds.select(range(steps * batch_size))
+
+def lookup_by_order(model, processor, n: int = 60, seed: int = 4321) -> dict:
+    """The look-up gate's question (`The <cell> cell holds`) on `n` unseen scenes of two or more objects described
+    cell first (`CELL_FIRST`) and the same scenes described object first: the two accuracies, and a random pick's."""
+    from mmkit import world as W
+    from mmkit.train import _after_article, greedy
+    rng, items = random.Random(seed), []
+    for _ in range(n):
+        sc = W.sample_split_scene(rng, heldout=True, min_objects=2); o = rng.choice(sc.objects)
+        items.append((sc, o, rng.choice(CELL_FIRST), rng.choice([i for i in range(len(W.PHRASINGS)) if i not in CELL_FIRST])))
+    acc = {}
+    for name, k in (("cell_first", 2), ("object_first", 3)):
+        outs = greedy(model, processor, [f"{W.describe(it[0], it[k])} The {it[0].pos(it[1])} cell holds" for it in items], max_new_tokens=5)
+        acc[name] = round(sum(_after_article(x).startswith(it[1].name) for x, it in zip(outs, items)) / n, 4)
+    return dict(**acc, random_pick=round(sum(1 / len(it[0].objects) for it in items) / n, 4))
 
 class Curve(TrainerCallback):
     "The look-up gate every `every` steps, printed and kept."
-    def __init__(self, processor, every: int, n: int, t0: float): self.processor, self.every, self.n, self.t0, self.rows = processor, every, n, t0, []
+    def __init__(self, processor, every: int, n: int, t0: float):
+        self.processor, self.every, self.n, self.t0, self.rows, self.offset = processor, every, n, t0, [], 0
     def on_step_end(self, args, state, control, model=None, **kw):
         if state.global_step % self.every: return
-        g = lookup_gate(model, self.processor, n=self.n); model.train()
-        row = dict(step=state.global_step, seconds=round(time.time() - self.t0), lookup=g["lookup_accuracy"],
-                   several=g["lookup_accuracy_several"], first_named=g["lookup_first_named"], pick=g["lookup_pick_accuracy"])
+        g = lookup_gate(model, self.processor, n=self.n); o = lookup_by_order(model, self.processor, n=max(4, self.n * 3 // 5)); model.train()
+        row = dict(step=state.global_step + self.offset, seconds=round(time.time() - self.t0), lookup=g["lookup_accuracy"],
+                   several=g["lookup_accuracy_several"], first_named=g["lookup_first_named"], pick=g["lookup_pick_accuracy"],
+                   **{f"order_{k}": v for k, v in o.items()})
         self.rows.append(row); print(json.dumps(row), flush=True)
 
 def main(argv=None):
@@ -77,21 +109,28 @@ def main(argv=None):
     ap.add_argument("--weight-decay", type=float, default=0.0); ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--copy-steps", type=int, default=None, help="the copying warm-up's steps (default: COPY_STEPS[size])")
     ap.add_argument("--items", type=int, default=100, help="look-up gate items per measurement (the gate's own 100)")
+    ap.add_argument("--cell-first-steps", type=int, default=0,
+                    help="train the first S of --steps on drills described cell first only (a forward look-up first)")
     ap.add_argument("--json", default=None, help="write the settings and the curve here")
     a = ap.parse_args(argv)
-    if a.steps < 1 or a.every < 1 or not 0 <= a.warmup < a.steps:
-        raise SystemExit(f"binding_drills: need --steps >= 1, --every >= 1 and 0 <= --warmup < --steps (got {a.steps}, {a.every}, {a.warmup})")
+    if a.steps < 1 or a.every < 1 or not 0 <= a.warmup < a.steps or not 0 <= a.cell_first_steps < a.steps:
+        raise SystemExit(f"binding_drills: need --steps >= 1, --every >= 1, 0 <= --warmup < --steps and 0 <= --cell-first-steps "
+                         f"< --steps (got {a.steps}, {a.every}, {a.warmup}, {a.cell_first_steps})")
     copy_steps = a.copy_steps if a.copy_steps is not None else COPY_STEPS.get(a.size, 0)
     t0 = time.time()
     try: model, processor = copied_start(a.size, a.scale, a.seed, copy_steps)
     except MMKitError as e: raise SystemExit(f"binding_drills: {e}")
     print(f"[binding] {precision_used()}; after the copying warm-up ({copy_steps} steps): {repeat_gate(model, processor.tokenizer)}", flush=True)
-    ds = drill_blocks(processor.tokenizer, a.steps, a.batch_size, a.seed)
     curve = Curve(processor, a.every, a.items, t0)
     work = cache_dir()/"bench-binding"/"drills"
-    run_trainer(model, ds, default_data_collator, work, stage="bind drills", group=None, lr=a.lr, epochs=1, batch_size=a.batch_size,
-                max_steps=a.steps, warmup_ratio=a.warmup / a.steps, scheduler="constant_with_warmup", weight_decay=a.weight_decay,
-                seed=a.seed, resume=False, save_steps=a.steps, callbacks=[curve])
+    phases = ([("cell-first drills", a.cell_first_steps, True)] if a.cell_first_steps else []) + [("bind drills", a.steps - a.cell_first_steps, False)]
+    for i, (stage, steps, first) in enumerate(phases):         # one flat lr across phases; the ramp only at the start
+        ds = drill_blocks(processor.tokenizer, steps, a.batch_size, a.seed + 1000 * i, only_cell_first=first)
+        run_trainer(model, ds, default_data_collator, work/stage.split()[0], stage=stage, group=None, lr=a.lr, epochs=1,
+                    batch_size=a.batch_size, max_steps=steps, warmup_ratio=a.warmup / steps if i == 0 else 0.0,
+                    scheduler="constant_with_warmup", weight_decay=a.weight_decay, seed=a.seed, resume=False, save_steps=steps,
+                    callbacks=[curve])
+        curve.offset += steps
     shutil.rmtree(work, ignore_errors=True)                  # the drilled model is not kept: the curve is the result
     out = dict(settings={k: v for k, v in vars(a).items() if k != "json"} | dict(copy_steps=copy_steps, precision=precision_used()),
                curve=curve.rows, best=max((r["lookup"] for r in curve.rows), default=None), seconds=round(time.time() - t0))

@@ -12,6 +12,19 @@ def run(tmp_path, *args):
     return subprocess.run([sys.executable, str(ROOT/"bench"/"binding_drills.py"), "--size", "test", "--scale", "test", *args],
                           capture_output=True, text=True, timeout=600, env=dict(os.environ, MMKIT_PRECISION="fp32"))
 
+def test_cell_first_drills_name_each_cell_before_its_object(test_base):
+    from transformers import AutoTokenizer
+    from mmkit import world as W
+    tok = AutoTokenizer.from_pretrained(test_base)
+    ds = B.drill_blocks(tok, steps=2, batch_size=4, seed=0, only_cell_first=True)
+    text = tok.decode(sum(ds["input_ids"], []), skip_special_tokens=True)
+    assert "In the " in text or "At the " in text
+    assert "The picture shows" not in text and "There are" not in text          # object-first phrasings are left out
+    rng = __import__("random").Random(0)
+    for _ in range(50):
+        sc = W.sample_split_scene(rng, heldout=False)
+        for i in range(len(W.PHRASINGS)): assert B.cell_first(W.describe(sc, i)) == (i in B.CELL_FIRST)
+
 def test_drill_blocks_hold_only_bind_documents_and_the_asked_count(test_base):
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(test_base)
@@ -27,15 +40,18 @@ def test_binding_probe_trains_drills_and_measures_the_look_up_curve(tmp_path):
     res = json.loads(out.read_text())
     assert [c["step"] for c in res["curve"]] == [2, 4]
     assert all(0 <= c["lookup"] <= 1 and 0 <= c["pick"] <= 1 for c in res["curve"])
+    assert all(0 <= c["order_cell_first"] <= 1 and 0 <= c["order_object_first"] <= 1 and 0 < c["order_random_pick"] <= 0.5 for c in res["curve"])
     assert res["best"] == max(c["lookup"] for c in res["curve"])
     assert res["settings"]["precision"] == "fp32" and res["settings"]["copy_steps"] == 16
     assert "after the copying warm-up (16 steps)" in r.stdout and "repeat_ratio" in r.stdout
     from mmkit.config import cache_dir
     start, = (cache_dir()/"bench-binding").glob("copy-test-test-s0-16-fp32")
     made = (start/"model"/"config.json").stat().st_mtime_ns
-    again = run(tmp_path, "--steps", "2", "--every", "2", "--items", "4", "--batch-size", "4", "--lr", "3e-3")
+    again = run(tmp_path, "--steps", "4", "--every", "1", "--items", "4", "--batch-size", "4", "--lr", "3e-3", "--cell-first-steps", "2",
+                "--json", str(out))
     assert again.returncode == 0, again.stderr[-3000:]
     assert (start/"model"/"config.json").stat().st_mtime_ns == made          # the second arm starts from the cached warm-up
+    assert [c["step"] for c in json.loads(out.read_text())["curve"]] == [1, 2, 3, 4]     # steps count on across the two phases
     bad = run(tmp_path, "--steps", "4", "--warmup", "4")
     assert bad.returncode == 1
     assert "0 <= --warmup < --steps" in bad.stderr
