@@ -4,7 +4,7 @@ what decides when? A curve of the look-up gate over steps of drills only, from t
 The default base's look-up gate sits on a knife edge: the v2.5 schedule built in bf16 passes it (94 %), the same
 schedule in fp32 misses it (59 %; docs/results.md). This probe isolates the step where binding forms (or does not):
 
-1. the tokenizer and model the default base starts from (`mmkit.train.build_base`'s tokenizer, cached with it; a fresh
+1. the tokenizer and model the default base starts from (`mmkit.train.base_tokenizer`, shared with the base; a fresh
    `build_tiny_llava` of `--size`, seed `--seed`);
 2. the base's copying warm-up (`copy_blocks` over every non-special id, `COPY_STEPS[size]` steps at a flat lr 1e-3),
    cached under `cache_dir()/bench-binding/` per size, seed and precision, so several drill arms share one start;
@@ -28,25 +28,16 @@ The arithmetic is the `precision` setting's (`MMKIT_PRECISION=fp32` / `auto`): r
 """
 import argparse, json, random, shutil, time
 from pathlib import Path
-from transformers import AutoTokenizer, TrainerCallback, default_data_collator
+from transformers import TrainerCallback, default_data_collator
 from mmkit import tasks
 from mmkit.config import MMKitError, atomic_write_json, cache_dir
-from mmkit.model import build_tiny_llava, load_model, save_model, train_tokenizer
-from mmkit.train import (COPY_STEPS, VOCAB, copy_blocks, lm_blocks, lookup_gate, precision_used, repeat_gate, run_trainer,
-                         stage_keys, tokenizer_texts, _overrides)
-
-def base_tokenizer(size: str, scale: str, seed: int):
-    "The tokenizer `build_base` trains for this size, scale and seed (loaded from its work folder, or trained and saved there)."
-    m = tasks.microcosm(seed=seed, scale=scale)
-    ov = _overrides(size=size)
-    d = cache_dir()/f"base-{size}-{scale}.work"/f"tokenizer-{stage_keys(m, size, scale, seed, ov['stage0'], ov['stage1'])['tokenizer']}"
-    if (d/"tokenizer.json").is_file(): return AutoTokenizer.from_pretrained(d)
-    tok = train_tokenizer(tokenizer_texts(m), vocab_size=VOCAB.get(size, 1500)); tok.save_pretrained(d)
-    return tok
+from mmkit.model import build_tiny_llava, load_model, save_model
+from mmkit.train import (COPY_STEPS, base_tokenizer, copy_blocks, lm_blocks, lookup_gate, precision_used, repeat_gate,
+                         run_trainer)
 
 def copied_start(size: str, scale: str, seed: int, copy_steps: int):
     "A fresh model of `size` after the base's copying warm-up (cached per size, scale, seed, steps and precision)."
-    tok = base_tokenizer(size, scale, seed)
+    tok = base_tokenizer(tasks.microcosm(seed=seed, scale=scale), size, scale)
     ck = cache_dir()/"bench-binding"/f"copy-{size}-{scale}-s{seed}-{copy_steps}-{precision_used().split()[0]}"
     if (ck/"model"/"config.json").is_file(): return load_model(ck/"model")
     model, processor = build_tiny_llava(tok, size, image_size=64, patch_size=8, seed=seed)

@@ -27,8 +27,8 @@ __all__ = ['STAGES', 'OPTIONAL_SETTINGS', 'PRECISIONS', 'GATES', 'REPLAY_TEXTS',
            'gate0', 'gate_failures', 'continue_base', 'CellProbe', 'cell_labels', 'probe_dataset', 'pretrain_vision',
            'probe_accuracy', 'replay_blocks', 'cells_first_captions', 'statements_first_captions', 'text_before_image',
            'train_stage1', 'parse_description', 'caption_scores', 'cell_questions', 'named_cells', 'gate1',
-           'check_base', 'resolve_base', 'answer_lead_ids', 'train_stage2', 'tokenizer_texts', 'stage_keys', 'base_key',
-           'base_path', 'base_shape', 'build_base']
+           'check_base', 'resolve_base', 'answer_lead_ids', 'train_stage2', 'tokenizer_texts', 'tokenizer_key',
+           'base_tokenizer', 'stage_keys', 'base_key', 'base_path', 'base_shape', 'build_base']
 
 # %% ../nbs/05_train.ipynb #693cc043
 STAGES = {
@@ -951,13 +951,27 @@ def tokenizer_texts(m: dict) -> list[str]:
             + [t["value"] for c in m["captions"]["conversations"] for t in c]
             + [v1.system + v1.user.format("") + v1.assistant] * TEMPLATE_REPEATS)
 
+def tokenizer_key(m: dict, size: str, texts=None) -> str:
+    "The tokenizer's work-folder key: its vocabulary size, every text it is trained on (`tokenizer_texts`), its normalizer."
+    return config_hash(dict(vocab=VOCAB.get(size, 1500), texts=config_hash(texts if texts is not None else tokenizer_texts(m)),
+                            normalizer=QUOTE_SPACE))
+
+def base_tokenizer(m: dict, size: str, scale: str, texts=None):
+    """The tokenizer `build_base` trains for microcosm `m` at `size` and `scale`: loaded from the base's work folder, or
+    trained on `tokenizer_texts(m)` and saved there (so a probe that starts where a base starts shares it)."""
+    from transformers import AutoTokenizer
+    texts = texts if texts is not None else tokenizer_texts(m)
+    d = cache_dir()/f"base-{size}-{scale}.work"/f"tokenizer-{tokenizer_key(m, size, texts)}"
+    if (d/"tokenizer.json").is_file(): return AutoTokenizer.from_pretrained(d)
+    tok = train_tokenizer(texts, vocab_size=VOCAB.get(size, 1500)); tok.save_pretrained(d)
+    return tok
+
 def stage_keys(m: dict, size: str, scale: str, seed: int, stage0: dict, stage1: dict, texts=None) -> dict:
     """The work-folder key of each base-building step (`tokenizer`, `stage0`, `vision`, `stage1`): the settings *and the
     data* it depends on, chained, so a changed stage 1 reuses a finished stage 0 and a changed generator retrains
     exactly what it feeds — the tokenizer's key covers every text it is trained on (`tokenizer_texts`)."""
     from mmkit import tasks
-    kt = config_hash(dict(vocab=VOCAB.get(size, 1500), texts=config_hash(texts if texts is not None else tokenizer_texts(m)),
-                          normalizer=QUOTE_SPACE))
+    kt = tokenizer_key(m, size, texts)
     k0 = config_hash(dict(kt=kt, size=size, shape=SIZES.get(size), scale=scale, seed=seed, s0=STAGES["stage0"], o0=stage0,
                           corpus=config_hash(list(m["corpus"]))))
     kv = config_hash(dict(k0=k0, sv=STAGES["vision"], n=VISION_SCENES.get(scale, 36_000)))
@@ -1015,11 +1029,7 @@ def build_base(size: str | None = None, scale: str = "default", seed: int = 0, f
         print("[base] this CPU has no bf16 instructions: bf16 autocast is emulated (stage 0 trained at 2.4 steps/s against "
               "6.2 in fp32 on a 2-core Xeon); it stays bf16 because an fp32 build missed the look-up gates "
               "(MMKIT_PRECISION=native trains fp32: mmkit.train.bf16_available)")
-    if (dirs["tokenizer"]/"tokenizer.json").is_file():
-        from transformers import AutoTokenizer
-        tok = AutoTokenizer.from_pretrained(dirs["tokenizer"])
-    else:
-        tok = train_tokenizer(texts, vocab_size=VOCAB.get(size, 1500)); tok.save_pretrained(dirs["tokenizer"])
+    tok = base_tokenizer(m, size, scale, texts)                 # in dirs["tokenizer"]
     model, processor = build_tiny_llava(tok, size, image_size=m["config"]["image_size"], patch_size=8, seed=seed)
     timings, gates = {}, {}
     heldout_text = [t for t in tasks.stage0_corpus(seed=seed + 7919, n=max(200, len(m["corpus"]) // 20)) if t not in set(m["corpus"])]

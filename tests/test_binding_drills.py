@@ -27,7 +27,9 @@ def test_cell_first_drills_name_each_cell_before_its_object(test_base):
 
 def test_drill_blocks_hold_only_bind_documents_and_the_asked_count(test_base):
     from transformers import AutoTokenizer
+    from mmkit.train import base_tokenizer
     tok = AutoTokenizer.from_pretrained(test_base)
+    assert base_tokenizer(tasks.microcosm(scale="test"), "test", "test").get_vocab() == tok.get_vocab()   # the base's own tokenizer
     ds = B.drill_blocks(tok, steps=3, batch_size=4, seed=0)
     assert len(ds) == 12 and all(len(x) == 128 and x == y for x, y in zip(ds["input_ids"], ds["labels"]))
     text = tok.decode(sum(ds["input_ids"], []))
