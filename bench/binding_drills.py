@@ -18,7 +18,9 @@ schedule in fp32 misses it (59 %; docs/results.md). This probe isolates the step
    the random-token look-up of `bench/copying.py` found easy (99 %) and hard (18 %) respectively (`lookup_by_order`).
 
 `--cell-first-steps S` trains the first S steps on drills described cell first only (the forward look-up first,
-then every phrasing).
+then every phrasing). `--distinct` drills only scenes whose cells share no row or column word (`top left` and
+`bottom right`, not `top left` and `top right`), where one word of a cell's name finds it: is a two-word key what
+the look-up cannot match? The curve reports the look-up on such scenes (`distinct`) and on the others (`shared`).
 
 The arithmetic is the `precision` setting's (`MMKIT_PRECISION=fp32` / `auto`): run the same arm under both to compare.
 
@@ -55,30 +57,41 @@ def cell_first(description: str) -> bool:
     "Whether a description is in a cell-first phrasing (`CELL_FIRST`: the only two that open with `In the` / `At the`)."
     return description.startswith(("In the ", "At the "))
 
-def drill_blocks(tokenizer, steps: int, batch_size: int, seed: int, only_cell_first: bool = False):
+def distinct_words(cells) -> bool:
+    "Whether no two of these (row, column) cells share a row or a column word (one word of the cell then names it)."
+    cells = list(cells)
+    return len({r for r, _ in cells}) == len(cells) == len({c for _, c in cells})
+
+def drill_blocks(tokenizer, steps: int, batch_size: int, seed: int, only_cell_first: bool = False, only_distinct: bool = False):
     """Enough 128-token blocks of `bind` documents (fresh training scenes) for `steps` steps of `batch_size`; with
-    `only_cell_first`, only documents whose description names each cell before its object (a forward look-up)."""
+    `only_cell_first`, only documents whose description names each cell before its object (a forward look-up); with
+    `only_distinct`, only scenes whose cells share no row or column word (`distinct_words`)."""
+    from mmkit.train import parse_description
     rng, docs, ds = random.Random(seed + 1), [], None
     while ds is None or len(ds) < steps * batch_size:
-        new = [tasks._corpus_doc(rng, "bind")[0] for _ in range(max(64, steps * batch_size // 2))]
-        docs += [d for d in new if cell_first(d)] if only_cell_first else new
+        new = [tasks._corpus_doc(rng, "bind") for _ in range(max(64, steps * batch_size // 2))]
+        docs += [d for d, (canon,) in new if (not only_cell_first or cell_first(d)) and (not only_distinct or distinct_words(parse_description(canon)))]
         ds = lm_blocks(docs, tokenizer, 128) if docs else None
     return ds.select(range(steps * batch_size))
 
 def lookup_by_order(model, processor, n: int = 60, seed: int = 4321) -> dict:
     """The look-up gate's question (`The <cell> cell holds`) on `n` unseen scenes of two or more objects described
-    cell first (`CELL_FIRST`) and the same scenes described object first: the two accuracies, and a random pick's."""
+    cell first (`CELL_FIRST`) and the same scenes described object first: the two accuracies, and a random pick's;
+    and, over both, the accuracy on scenes whose cells share no row or column word (`distinct`) and on the others."""
     from mmkit import world as W
     from mmkit.train import _after_article, greedy
     rng, items = random.Random(seed), []
     for _ in range(n):
         sc = W.sample_split_scene(rng, heldout=True, min_objects=2); o = rng.choice(sc.objects)
         items.append((sc, o, rng.choice(CELL_FIRST), rng.choice([i for i in range(len(W.PHRASINGS)) if i not in CELL_FIRST])))
-    acc = {}
+    acc, hits = {}, []
     for name, k in (("cell_first", 2), ("object_first", 3)):
         outs = greedy(model, processor, [f"{W.describe(it[0], it[k])} The {it[0].pos(it[1])} cell holds" for it in items], max_new_tokens=5)
-        acc[name] = round(sum(_after_article(x).startswith(it[1].name) for x, it in zip(outs, items)) / n, 4)
-    return dict(**acc, random_pick=round(sum(1 / len(it[0].objects) for it in items) / n, 4))
+        hits += [(_after_article(x).startswith(it[1].name), distinct_words((o.row, o.col) for o in it[0].objects)) for x, it in zip(outs, items)]
+        acc[name] = round(sum(h for h, _ in hits[-n:]) / n, 4)
+    share = lambda xs: round(sum(xs) / len(xs), 4) if xs else None
+    return dict(**acc, random_pick=round(sum(1 / len(it[0].objects) for it in items) / n, 4),
+                distinct=share([h for h, d in hits if d]), shared=share([h for h, d in hits if not d]))
 
 class Curve(TrainerCallback):
     "The look-up gate every `every` steps, printed and kept."
@@ -100,6 +113,7 @@ def main(argv=None):
     ap.add_argument("--weight-decay", type=float, default=0.0); ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--copy-steps", type=int, default=None, help="the copying warm-up's steps (default: COPY_STEPS[size])")
     ap.add_argument("--items", type=int, default=100, help="look-up gate items per measurement (the gate's own 100)")
+    ap.add_argument("--distinct", action="store_true", help="drill only scenes whose cells share no row or column word")
     ap.add_argument("--cell-first-steps", type=int, default=0,
                     help="train the first S of --steps on drills described cell first only (a forward look-up first)")
     ap.add_argument("--json", default=None, help="write the settings and the curve here")
@@ -116,7 +130,7 @@ def main(argv=None):
     work = cache_dir()/"bench-binding"/"drills"
     phases = ([("cell-first drills", a.cell_first_steps, True)] if a.cell_first_steps else []) + [("bind drills", a.steps - a.cell_first_steps, False)]
     for i, (stage, steps, first) in enumerate(phases):         # one flat lr across phases; the ramp only at the start
-        ds = drill_blocks(processor.tokenizer, steps, a.batch_size, a.seed + 1000 * i, only_cell_first=first)
+        ds = drill_blocks(processor.tokenizer, steps, a.batch_size, a.seed + 1000 * i, only_cell_first=first, only_distinct=a.distinct)
         run_trainer(model, ds, default_data_collator, work/stage.split()[0], stage=stage, group=None, lr=a.lr, epochs=1,
                     batch_size=a.batch_size, max_steps=steps, warmup_ratio=a.warmup / steps if i == 0 else 0.0,
                     scheduler="constant_with_warmup", weight_decay=a.weight_decay, seed=a.seed, resume=False, save_steps=steps,

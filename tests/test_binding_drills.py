@@ -25,6 +25,13 @@ def test_cell_first_drills_name_each_cell_before_its_object(test_base):
         sc = W.sample_split_scene(rng, heldout=False)
         for i in range(len(W.PHRASINGS)): assert B.cell_first(W.describe(sc, i)) == (i in B.CELL_FIRST)
 
+def test_distinct_cells_share_no_row_or_column_word(test_base):
+    from transformers import AutoTokenizer
+    assert B.distinct_words([(0, 0), (1, 2), (2, 1)]) and not B.distinct_words([(0, 0), (0, 2)]) and not B.distinct_words([(0, 1), (2, 1)])
+    tok = AutoTokenizer.from_pretrained(test_base)
+    ds = B.drill_blocks(tok, steps=2, batch_size=4, seed=0, only_distinct=True)
+    assert len(ds) == 8 and "cell" in tok.decode(sum(ds["input_ids"], []))
+
 def test_drill_blocks_hold_only_bind_documents_and_the_asked_count(test_base):
     from transformers import AutoTokenizer
     from mmkit.train import base_tokenizer
@@ -43,13 +50,14 @@ def test_binding_probe_trains_drills_and_measures_the_look_up_curve(tmp_path):
     assert [c["step"] for c in res["curve"]] == [2, 4]
     assert all(0 <= c["lookup"] <= 1 and 0 <= c["pick"] <= 1 for c in res["curve"])
     assert all(0 <= c["order_cell_first"] <= 1 and 0 <= c["order_object_first"] <= 1 and 0 < c["order_random_pick"] <= 0.5 for c in res["curve"])
+    assert all(c["order_distinct"] is None or 0 <= c["order_distinct"] <= 1 for c in res["curve"]) and all("order_shared" in c for c in res["curve"])
     assert res["best"] == max(c["lookup"] for c in res["curve"])
     assert res["settings"]["precision"] == "fp32" and res["settings"]["copy_steps"] == 16
     assert "after the copying warm-up (16 steps)" in r.stdout and "repeat_ratio" in r.stdout
     from mmkit.config import cache_dir
     start, = (cache_dir()/"bench-binding").glob("copy-test-test-s0-16-fp32")
     made = (start/"model"/"config.json").stat().st_mtime_ns
-    again = run(tmp_path, "--steps", "4", "--every", "1", "--items", "4", "--batch-size", "4", "--lr", "3e-3", "--cell-first-steps", "2",
+    again = run(tmp_path, "--steps", "4", "--every", "1", "--items", "4", "--batch-size", "4", "--lr", "3e-3", "--cell-first-steps", "2", "--distinct",
                 "--json", str(out))
     assert again.returncode == 0, again.stderr[-3000:]
     assert (start/"model"/"config.json").stat().st_mtime_ns == made          # the second arm starts from the cached warm-up
