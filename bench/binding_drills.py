@@ -67,11 +67,13 @@ def drill_blocks(tokenizer, steps: int, batch_size: int, seed: int, only_cell_fi
     `only_cell_first`, only documents whose description names each cell before its object (a forward look-up); with
     `only_distinct`, only scenes whose cells share no row or column word (`distinct_words`)."""
     from mmkit.train import parse_description
-    rng, docs, ds = random.Random(seed + 1), [], None
-    while ds is None or len(ds) < steps * batch_size:
-        new = [tasks._corpus_doc(rng, "bind") for _ in range(max(64, steps * batch_size // 2))]
-        docs += [d for d, (canon,) in new if (not only_cell_first or cell_first(d)) and (not only_distinct or distinct_words(parse_description(canon)))]
-        ds = lm_blocks(docs, tokenizer, 128) if docs else None
+    rng, docs, tokens, need = random.Random(seed + 1), [], 0, steps * batch_size * 128
+    while tokens < need:                                       # count only the new documents' tokens (one `lm_blocks` at the end)
+        new = [tasks._corpus_doc(rng, "bind") for _ in range(max(64, steps * batch_size // 8))]
+        new = [d for d, (canon,) in new if (not only_cell_first or cell_first(d)) and (not only_distinct or distinct_words(parse_description(canon)))]
+        tokens += sum(len(x) + 1 for x in tokenizer(new, add_special_tokens=True)["input_ids"]) if new else 0
+        docs += new
+    ds = lm_blocks(docs, tokenizer, 128)
     return ds.select(range(steps * batch_size))
 
 def lookup_by_order(model, processor, n: int = 60, seed: int = 4321) -> dict:
