@@ -419,6 +419,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'mmkit.train.compiled_training': ('train.html#compiled_training', 'mmkit/train.py'),
                              'mmkit.train.continue_base': ('train.html#continue_base', 'mmkit/train.py'),
                              'mmkit.train.copy_blocks': ('train.html#copy_blocks', 'mmkit/train.py'),
+                             'mmkit.train.copy_warmup': ('train.html#copy_warmup', 'mmkit/train.py'),
                              'mmkit.train.cpu_bf16_attention': ('train.html#cpu_bf16_attention', 'mmkit/train.py'),
                              'mmkit.train.cxx_compiler': ('train.html#cxx_compiler', 'mmkit/train.py'),
                              'mmkit.train.gate0': ('train.html#gate0', 'mmkit/train.py'),

@@ -22,12 +22,12 @@ from . import data as mdata
 __all__ = ['STAGES', 'OPTIONAL_SETTINGS', 'PRECISIONS', 'GATES', 'REPLAY_TEXTS', 'IMAGE_LAYOUTS', 'BASE_FILES', 'VOCAB',
            'MICROCOSM_STAGE1', 'VISION_SCENES', 'COPY_STEPS', 'TEMPLATE_REPEATS', 'stage_args', 'cpu_bf16_attention',
            'bf16_available', 'precision_used', 'bf16_native', 'answer_masks', 'MMTrainer', 'last_complete_checkpoint',
-           'cxx_compiler', 'compiled_training', 'run_trainer', 'lm_blocks', 'copy_blocks', 'train_stage0',
-           'knowledge_probes', 'perplexity', 'greedy', 'repeat_gate', 'lookup_gate', 'presence_items', 'presence_gate',
-           'gate0', 'gate_failures', 'continue_base', 'CellProbe', 'cell_labels', 'probe_dataset', 'pretrain_vision',
-           'probe_accuracy', 'replay_blocks', 'cells_first_captions', 'statements_first_captions', 'text_before_image',
-           'train_stage1', 'parse_description', 'caption_scores', 'cell_questions', 'named_cells', 'gate1',
-           'check_base', 'resolve_base', 'answer_lead_ids', 'train_stage2', 'tokenizer_texts', 'tokenizer_key',
+           'cxx_compiler', 'compiled_training', 'run_trainer', 'lm_blocks', 'copy_blocks', 'copy_warmup',
+           'train_stage0', 'knowledge_probes', 'perplexity', 'greedy', 'repeat_gate', 'lookup_gate', 'presence_items',
+           'presence_gate', 'gate0', 'gate_failures', 'continue_base', 'CellProbe', 'cell_labels', 'probe_dataset',
+           'pretrain_vision', 'probe_accuracy', 'replay_blocks', 'cells_first_captions', 'statements_first_captions',
+           'text_before_image', 'train_stage1', 'parse_description', 'caption_scores', 'cell_questions', 'named_cells',
+           'gate1', 'check_base', 'resolve_base', 'answer_lead_ids', 'train_stage2', 'tokenizer_texts', 'tokenizer_key',
            'base_tokenizer', 'stage_keys', 'base_key', 'base_path', 'base_shape', 'build_base']
 
 # %% ../nbs/05_train.ipynb #693cc043
@@ -355,6 +355,18 @@ def copy_blocks(token_ids, n: int, block_size: int = 128, seed: int = 0) -> Data
         out[i] = row[:block_size]
     return Dataset.from_dict({"input_ids": out.tolist(), "labels": out.tolist()})
 
+def copy_warmup(model, tokenizer, out_dir, steps: int, **train_args) -> dict:
+    """Stage 0's copying warm-up: `steps` steps of `copy_blocks` over every non-special token id at a constant `lr`
+    (after a 6 % ramp), trained with `run_trainer` in `out_dir` (`train_args`: a `STAGES["stage0"]` row's settings;
+    `batch_size` and `block_size` shape the blocks). Writes the copying gate after it to `out_dir/gate.json` and returns it."""
+    special = set(tokenizer.all_special_ids); ids = [i for i in range(len(tokenizer)) if i not in special]
+    bs, block = train_args.get("batch_size", 32), train_args.get("block_size", 128)
+    cp = copy_blocks(ids, steps * bs, block, seed=train_args.get("seed", 0))
+    run_trainer(model, cp, default_data_collator, out_dir, stage="stage0 copying warm-up", group=None,
+                **{**train_args, "batch_size": bs, "epochs": 1, "max_steps": -1, "warmup_ratio": 0.06, "scheduler": "constant_with_warmup"})
+    gate = repeat_gate(model, tokenizer); atomic_write_json(Path(out_dir)/"gate.json", gate)
+    return gate
+
 def train_stage0(model, processor, texts, out_dir, **overrides):
     """Pretrain the language model of `model` on raw `texts`; returns the trained model (policy `stage0`).
 
@@ -368,11 +380,7 @@ def train_stage0(model, processor, texts, out_dir, **overrides):
     apply_policy(model, a["policy"])
     tok, out_dir = processor.tokenizer, Path(out_dir)
     if a["copy_steps"] and not ((out_dir/"copy"/"gate.json").is_file() and last_complete_checkpoint(out_dir/"trainer")):
-        special = set(tok.all_special_ids); ids = [i for i in range(len(tok)) if i not in special]
-        cp = copy_blocks(ids, a["copy_steps"] * a["batch_size"], a["block_size"], seed=a.get("seed", 0))
-        run_trainer(model, cp, default_data_collator, out_dir/"copy", stage="stage0 copying warm-up", group=None,
-                    **{**a, "lr": a["copy_lr"], "epochs": 1, "max_steps": -1, "warmup_ratio": 0.06, "scheduler": "constant_with_warmup"})
-        atomic_write_json(out_dir/"copy"/"gate.json", repeat_gate(model, tok))
+        copy_warmup(model, tok, out_dir/"copy", a["copy_steps"], **{**a, "lr": a["copy_lr"]})
     ds = lm_blocks(texts, tok, a["block_size"])
     trainer = run_trainer(model, ds, default_data_collator, out_dir, stage="stage0", group=None, **a)
     return trainer.model
