@@ -9,8 +9,8 @@ schedule in fp32 misses it (59 %; docs/results.md). This probe isolates the step
 2. the base's copying warm-up (`mmkit.train.copy_warmup` with stage 0's settings, `COPY_STEPS[size]` steps),
    cached under `cache_dir()/bench-binding/` per size, seed and precision, so several drill arms share one start;
 3. `--steps` steps of blocks made only of the corpus's `bind` documents (a training scene of 2-4 objects in one of
-   the six phrasings, then each object looked up once: `tasks._corpus_doc(rng, "bind")`), at a flat `--lr` after a
-   `--warmup`-step ramp, with `--weight-decay`;
+   the six phrasings, then each object looked up once: `mmkit.train.bind_blocks`, which stage 0's optional look-up
+   warm-up `bind_steps` also drills), at a flat `--lr` after a `--warmup`-step ramp, with `--weight-decay`;
 4. every `--every` steps the base's look-up gate (`mmkit.train.lookup_gate`: 100 unseen scenes, `The <cell> cell
    holds`; a random pick among the scene's objects gets `lookup_any_object`, 56.75 %) and its pick-one form, and the
    same question on scenes of two or more objects described cell first (`In the top left there is …`: a forward
@@ -22,12 +22,16 @@ schedule in fp32 misses it (59 %; docs/results.md). This probe isolates the step
 then every phrasing). `--distinct` drills only scenes whose cells share no row or column word (`top left` and
 `bottom right`, not `top left` and `top right`), where one word of a cell's name finds it: is a two-word key what
 the look-up cannot match? The curve reports the look-up on such scenes (`distinct`) and on the others (`shared`).
+`--distinct-steps S` drills such scenes for the first S steps, then every scene (a curriculum). Since no four cells
+and few triples of cells share no word, `--distinct` drills are mostly two-object scenes: `--max-objects 2` drills
+two-object scenes of both kinds, to tell "one-word keys" from "fewer objects".
 
 The arithmetic is the `precision` setting's (`MMKIT_PRECISION=fp32` / `auto`): run the same arm under both to compare.
 
     MMKIT_PRECISION=fp32 python bench/binding_drills.py [--size small] [--seed 0] [--steps 2500] [--every 250]
                                                          [--lr 1e-3] [--warmup 0] [--weight-decay 0] [--json FILE]
-                                                         [--cell-first-steps S]
+                                                         [--cell-first-steps S | --distinct-steps S] [--distinct]
+                                                         [--max-objects N]
 """
 import argparse, json, random, shutil, time
 from pathlib import Path
@@ -35,8 +39,8 @@ from transformers import TrainerCallback, default_data_collator
 from mmkit import tasks
 from mmkit.config import MMKitError, atomic_write_json, cache_dir
 from mmkit.model import apply_policy, build_tiny_llava, load_model, save_model
-from mmkit.train import (COPY_STEPS, base_tokenizer, copy_warmup, lm_blocks, lookup_gate, precision_used, repeat_gate,
-                         run_trainer, stage_args)
+from mmkit.train import (COPY_STEPS, base_tokenizer, bind_blocks, copy_warmup, distinct_words, lookup_gate,
+                         precision_used, repeat_gate, run_trainer, stage_args)
 
 def copied_start(size: str, scale: str, seed: int, copy_steps: int):
     "A fresh model of `size` after the base's copying warm-up (cached per size, scale, seed, steps and precision)."
@@ -50,29 +54,6 @@ def copied_start(size: str, scale: str, seed: int, copy_steps: int):
     return model, processor
 
 CELL_FIRST = (2, 5)   # the `world.PHRASINGS` that name a cell before its object (`In the top left there is …`, `At the top left: …`)
-
-def cell_first(description: str) -> bool:
-    "Whether a description is in a cell-first phrasing (`CELL_FIRST`: the only two that open with `In the` / `At the`)."
-    return description.startswith(("In the ", "At the "))
-
-def distinct_words(cells) -> bool:
-    "Whether no two of these (row, column) cells share a row or a column word (one word of the cell then names it)."
-    cells = list(cells)
-    return len({r for r, _ in cells}) == len(cells) == len({c for _, c in cells})
-
-def drill_blocks(tokenizer, steps: int, batch_size: int, seed: int, only_cell_first: bool = False, only_distinct: bool = False):
-    """Enough 128-token blocks of `bind` documents (fresh training scenes) for `steps` steps of `batch_size`; with
-    `only_cell_first`, only documents whose description names each cell before its object (a forward look-up); with
-    `only_distinct`, only scenes whose cells share no row or column word (`distinct_words`)."""
-    from mmkit.train import parse_description
-    rng, docs, tokens, need = random.Random(seed + 1), [], 0, steps * batch_size * 128
-    while tokens < need:                                       # count only the new documents' tokens (one `lm_blocks` at the end)
-        new = [tasks._corpus_doc(rng, "bind") for _ in range(max(64, steps * batch_size // 8))]
-        new = [d for d, (canon,) in new if (not only_cell_first or cell_first(d)) and (not only_distinct or distinct_words(parse_description(canon)))]
-        tokens += sum(len(x) + 1 for x in tokenizer(new, add_special_tokens=True)["input_ids"]) if new else 0
-        docs += new
-    ds = lm_blocks(docs, tokenizer, 128)
-    return ds.select(range(steps * batch_size))
 
 def lookup_by_order(model, processor, n: int = 60, seed: int = 4321) -> dict:
     """The look-up gate's question (`The <cell> cell holds`) on `n` unseen scenes of two or more objects described
@@ -114,13 +95,19 @@ def main(argv=None):
     ap.add_argument("--copy-steps", type=int, default=None, help="the copying warm-up's steps (default: COPY_STEPS[size])")
     ap.add_argument("--items", type=int, default=100, help="look-up gate items per measurement (the gate's own 100)")
     ap.add_argument("--distinct", action="store_true", help="drill only scenes whose cells share no row or column word")
+    ap.add_argument("--distinct-steps", type=int, default=0,
+                    help="train the first S of --steps on scenes whose cells share no word, then every scene (a curriculum)")
+    ap.add_argument("--max-objects", type=int, default=4, help="drill only scenes of at most this many objects (2-4)")
     ap.add_argument("--cell-first-steps", type=int, default=0,
                     help="train the first S of --steps on drills described cell first only (a forward look-up first)")
     ap.add_argument("--json", default=None, help="write the settings and the curve here")
     a = ap.parse_args(argv)
-    if a.steps < 1 or a.every < 1 or not 0 <= a.warmup < a.steps or not 0 <= a.cell_first_steps < a.steps:
-        raise SystemExit(f"binding_drills: need --steps >= 1, --every >= 1, 0 <= --warmup < --steps and 0 <= --cell-first-steps "
-                         f"< --steps (got {a.steps}, {a.every}, {a.warmup}, {a.cell_first_steps})")
+    if a.steps < 1 or a.every < 1 or not 0 <= a.warmup < a.steps or not 0 <= a.cell_first_steps < a.steps or not 0 <= a.distinct_steps < a.steps:
+        raise SystemExit(f"binding_drills: need --steps >= 1, --every >= 1, 0 <= --warmup < --steps, 0 <= --cell-first-steps "
+                         f"< --steps and 0 <= --distinct-steps < --steps (got {a.steps}, {a.every}, {a.warmup}, {a.cell_first_steps}, "
+                         f"{a.distinct_steps})")
+    if a.cell_first_steps and a.distinct_steps: raise SystemExit("binding_drills: --cell-first-steps and --distinct-steps are two curricula; give one")
+    if not 2 <= a.max_objects <= 4: raise SystemExit(f"binding_drills: --max-objects must be 2, 3 or 4 (a bind scene has 2-4 objects), got {a.max_objects}")
     copy_steps = a.copy_steps if a.copy_steps is not None else COPY_STEPS.get(a.size, 0)
     t0 = time.time()
     try: model, processor = copied_start(a.size, a.scale, a.seed, copy_steps)
@@ -128,9 +115,11 @@ def main(argv=None):
     print(f"[binding] {precision_used()}; after the copying warm-up ({copy_steps} steps): {repeat_gate(model, processor.tokenizer)}", flush=True)
     curve = Curve(processor, a.every, a.items, t0)
     work = cache_dir()/"bench-binding"/"drills"
-    phases = ([("cell-first drills", a.cell_first_steps, True)] if a.cell_first_steps else []) + [("bind drills", a.steps - a.cell_first_steps, False)]
-    for i, (stage, steps, first) in enumerate(phases):         # one flat lr across phases; the ramp only at the start
-        ds = drill_blocks(processor.tokenizer, steps, a.batch_size, a.seed + 1000 * i, only_cell_first=first, only_distinct=a.distinct)
+    phases = ([("cell-first drills", a.cell_first_steps, dict(only_cell_first=True, only_distinct=a.distinct))] if a.cell_first_steps else []) + \
+             ([("distinct-word drills", a.distinct_steps, dict(only_distinct=True))] if a.distinct_steps else []) + \
+             [("bind drills", a.steps - a.cell_first_steps - a.distinct_steps, dict(only_distinct=a.distinct))]
+    for i, (stage, steps, only) in enumerate(phases):          # one flat lr across phases; the ramp only at the start
+        ds = bind_blocks(processor.tokenizer, steps * a.batch_size, 128, a.seed + 1000 * i, max_objects=a.max_objects, **only)
         run_trainer(model, ds, default_data_collator, work/stage.split()[0], stage=stage, group=None, lr=a.lr, epochs=1,
                     batch_size=a.batch_size, max_steps=steps, warmup_ratio=a.warmup / steps if i == 0 else 0.0,
                     scheduler="constant_with_warmup", weight_decay=a.weight_decay, seed=a.seed, resume=False, save_steps=steps,

@@ -22,13 +22,14 @@ from . import data as mdata
 __all__ = ['STAGES', 'OPTIONAL_SETTINGS', 'PRECISIONS', 'GATES', 'REPLAY_TEXTS', 'IMAGE_LAYOUTS', 'BASE_FILES', 'VOCAB',
            'MICROCOSM_STAGE1', 'VISION_SCENES', 'COPY_STEPS', 'TEMPLATE_REPEATS', 'stage_args', 'cpu_bf16_attention',
            'bf16_available', 'precision_used', 'bf16_native', 'answer_masks', 'MMTrainer', 'last_complete_checkpoint',
-           'cxx_compiler', 'compiled_training', 'run_trainer', 'lm_blocks', 'copy_blocks', 'copy_warmup',
-           'train_stage0', 'knowledge_probes', 'perplexity', 'greedy', 'repeat_gate', 'lookup_gate', 'presence_items',
-           'presence_gate', 'gate0', 'gate_failures', 'continue_base', 'CellProbe', 'cell_labels', 'probe_dataset',
-           'pretrain_vision', 'probe_accuracy', 'replay_blocks', 'cells_first_captions', 'statements_first_captions',
-           'text_before_image', 'train_stage1', 'parse_description', 'caption_scores', 'cell_questions', 'named_cells',
-           'gate1', 'check_base', 'resolve_base', 'answer_lead_ids', 'train_stage2', 'tokenizer_texts', 'tokenizer_key',
-           'base_tokenizer', 'stage_keys', 'base_key', 'base_path', 'base_shape', 'build_base']
+           'cxx_compiler', 'compiled_training', 'run_trainer', 'lm_blocks', 'copy_blocks', 'copy_warmup', 'cell_first',
+           'distinct_words', 'bind_blocks', 'bind_warmup', 'train_stage0', 'knowledge_probes', 'perplexity', 'greedy',
+           'repeat_gate', 'lookup_gate', 'presence_items', 'presence_gate', 'gate0', 'gate_failures', 'continue_base',
+           'CellProbe', 'cell_labels', 'probe_dataset', 'pretrain_vision', 'probe_accuracy', 'replay_blocks',
+           'cells_first_captions', 'statements_first_captions', 'text_before_image', 'train_stage1',
+           'parse_description', 'caption_scores', 'cell_questions', 'named_cells', 'gate1', 'check_base',
+           'resolve_base', 'answer_lead_ids', 'train_stage2', 'tokenizer_texts', 'tokenizer_key', 'base_tokenizer',
+           'stage_keys', 'base_key', 'base_path', 'base_shape', 'build_base']
 
 # %% ../nbs/05_train.ipynb #693cc043
 STAGES = {
@@ -42,8 +43,9 @@ STAGES = {
 }
 
 # Settings a stage accepts that its `STAGES` row leaves out, so that the default base's key (which hashes the row) stays
-# the same when one is added: off unless given (`text_before`: given by `MICROCOSM_STAGE1` since microcosm v2.5).
-OPTIONAL_SETTINGS = {"stage1": ("text_before", "statements_first")}
+# the same when one is added: off unless given (`text_before`: given by `MICROCOSM_STAGE1` since microcosm v2.5;
+# `bind_steps`: stage 0's look-up warm-up on scenes whose cells share no word, `bind_warmup`).
+OPTIONAL_SETTINGS = {"stage0": ("bind_steps",), "stage1": ("text_before", "statements_first")}
 
 def _number(x) -> bool: return isinstance(x, (int, float)) and not isinstance(x, bool)
 
@@ -367,6 +369,49 @@ def copy_warmup(model, tokenizer, out_dir, steps: int, **train_args) -> dict:
     gate = repeat_gate(model, tokenizer); atomic_write_json(Path(out_dir)/"gate.json", gate)
     return gate
 
+def cell_first(description: str) -> bool:
+    "Whether a description names each cell before its object (the world's two phrasings that open `In the` / `At the`)."
+    return description.startswith(("In the ", "At the "))
+
+def distinct_words(cells) -> bool:
+    "Whether no two of these (row, column) cells share a row or a column word (one word of the cell's name then finds it)."
+    cells = list(cells)
+    return len({r for r, _ in cells}) == len(cells) == len({c for _, c in cells})
+
+def bind_blocks(tokenizer, n: int, block_size: int = 128, seed: int = 0, only_distinct: bool = False, only_cell_first: bool = False,
+                max_objects: int = 4) -> Dataset:
+    """`n` blocks of `block_size` tokens made only of the corpus's look-up drills (`tasks._corpus_doc(rng, "bind")`:
+    a training scene in one of the world's phrasings, then each of its objects looked up once); with `only_distinct`,
+    only scenes whose cells share no row or column word (`distinct_words`: mostly two-object scenes, since no four cells
+    and few triples share none); with `only_cell_first`, only descriptions that name each cell before its object
+    (`cell_first`); only scenes of at most `max_objects` objects."""
+    import random
+    from mmkit import tasks
+    if n < 1: raise MMKitError(f"bind_blocks: n must be >= 1, got {n}")
+    rng, docs, tokens, need = random.Random(seed + 1), [], 0, (n + 1) * block_size
+    while tokens < need:                                       # count only the new documents' tokens (one `lm_blocks` at the end)
+        new = [tasks._corpus_doc(rng, "bind") for _ in range(max(64, n // 8))]
+        new = [d for d, (canon,) in new for cells in [parse_description(canon)]
+               if (not only_cell_first or cell_first(d)) and (not only_distinct or distinct_words(cells))
+               and len(cells) <= max_objects]
+        tokens += sum(len(x) + 1 for x in tokenizer(new, add_special_tokens=True)["input_ids"]) if new else 0
+        docs += new
+    return lm_blocks(docs, tokenizer, block_size).select(range(n))
+
+def bind_warmup(model, processor, out_dir, steps: int, **train_args) -> dict:
+    """Stage 0's look-up warm-up (the optional setting `bind_steps`): `steps` steps of `bind_blocks` of scenes whose
+    cells share no word, at a constant `lr` (after a 3 % ramp), after the copying warm-up and before the corpus, in
+    `out_dir`. Drills of every scene did not teach a small fp32 model to bind in 3,000 steps from the copying
+    warm-up; drills of scenes where one word finds each cell did, and carried over to scenes that share one
+    (bench/binding_drills.py, docs/results.md). Writes the look-up gate after it to `out_dir/gate.json` and returns it."""
+    bs, block = train_args.get("batch_size", 32), train_args.get("block_size", 128)
+    ds = bind_blocks(processor.tokenizer, steps * bs, block, seed=train_args.get("seed", 0), only_distinct=True)
+    run_trainer(model, ds, default_data_collator, out_dir, stage="stage0 look-up warm-up", group=None,
+                **{**train_args, "batch_size": bs, "epochs": 1, "max_steps": -1, "warmup_ratio": 0.03, "scheduler": "constant_with_warmup"})
+    g = lookup_gate(model, processor); gate = {k: g[k] for k in ("lookup_accuracy", "lookup_accuracy_several", "lookup_pick_accuracy")}
+    atomic_write_json(Path(out_dir)/"gate.json", gate)
+    return gate
+
 def train_stage0(model, processor, texts, out_dir, **overrides):
     """Pretrain the language model of `model` on raw `texts`; returns the trained model (policy `stage0`).
 
@@ -375,12 +420,15 @@ def train_stage0(model, processor, texts, out_dir, **overrides):
     to copy from its context there (the small shape grows an induction head after 800–1,000 steps over the microcosm's
     whole vocabulary; the default shape had only half of one after 2,000), but not from the corpus in a CPU budget,
     where copyable tokens are rare (docs/results.md). The copying gate's measures after the warm-up go to
-    `out_dir/copy/gate.json`."""
+    `out_dir/copy/gate.json`. With `bind_steps` > 0 (an `OPTIONAL_SETTINGS` entry) the look-up warm-up
+    (`bind_warmup`, folder `out_dir/bind`) follows the copying one."""
     a = stage_args("stage0", **overrides)
     apply_policy(model, a["policy"])
     tok, out_dir = processor.tokenizer, Path(out_dir)
     if a["copy_steps"] and not ((out_dir/"copy"/"gate.json").is_file() and last_complete_checkpoint(out_dir/"trainer")):
         copy_warmup(model, tok, out_dir/"copy", a["copy_steps"], **{**a, "lr": a["copy_lr"]})
+    if a.get("bind_steps") and not ((out_dir/"bind"/"gate.json").is_file() and last_complete_checkpoint(out_dir/"trainer")):
+        bind_warmup(model, processor, out_dir/"bind", int(a["bind_steps"]), **{k: v for k, v in a.items() if k != "bind_steps"})
     ds = lm_blocks(texts, tok, a["block_size"])
     trainer = run_trainer(model, ds, default_data_collator, out_dir, stage="stage0", group=None, **a)
     return trainer.model
@@ -1052,10 +1100,11 @@ def build_base(size: str | None = None, scale: str = "default", seed: int = 0, f
             t = time.time()
             model = fn(dirs[stage])
             save_model(model, processor, done)
-            for d in (dirs[stage]/"trainer", dirs[stage]/"copy"/"trainer"): shutil.rmtree(d, ignore_errors=True)
+            for d in (dirs[stage]/"trainer", dirs[stage]/"copy"/"trainer", dirs[stage]/"bind"/"trainer"): shutil.rmtree(d, ignore_errors=True)
             timings[stage] = round(time.time() - t, 1)
     gates["stage0"] = gate0(model, processor, heldout_text)
     if (dirs["stage0"]/"copy"/"gate.json").is_file(): gates["stage0"]["after_copy_warmup"] = read_json(dirs["stage0"]/"copy"/"gate.json")
+    if (dirs["stage0"]/"bind"/"gate.json").is_file(): gates["stage0"]["after_bind_warmup"] = read_json(dirs["stage0"]/"bind"/"gate.json")
     if (dirs["vision"]/"probe.json").is_file(): gates["vision_probe"] = read_json(dirs["vision"]/"probe.json")
     gates["stage1"] = gate1(model, processor, n=60 if scale == "test" else 200)
     save_model(model, processor, out)

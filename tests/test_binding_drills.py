@@ -7,6 +7,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT/"bench"))
 import binding_drills as B
 from mmkit import tasks
+from mmkit.train import bind_blocks, cell_first, distinct_words
 
 def run(tmp_path, *args):
     return subprocess.run([sys.executable, str(ROOT/"bench"/"binding_drills.py"), "--size", "test", "--scale", "test", *args],
@@ -21,33 +22,33 @@ def test_cell_first_drills_name_each_cell_before_its_object(test_base):
     from transformers import AutoTokenizer
     from mmkit import world as W
     tok = AutoTokenizer.from_pretrained(test_base)
-    ds = B.drill_blocks(tok, steps=2, batch_size=4, seed=0, only_cell_first=True)
-    rng = __import__("random").Random(1)                                        # drill_blocks' own stream for seed 0
+    ds = bind_blocks(tok, 8, 128, seed=0, only_cell_first=True)
+    rng = __import__("random").Random(1)                                        # bind_blocks' own stream for seed 0
     docs = [d for d, _ in (tasks._corpus_doc(rng, "bind") for _ in range(200))]
-    kept = [d for d in docs if B.cell_first(d)]
+    kept = [d for d in docs if cell_first(d)]
     assert 0 < len(kept) < len(docs) and opens_with(ds, tok, kept[0])   # the blocks open with the first kept drill
     rng = __import__("random").Random(0)
     for _ in range(50):
         sc = W.sample_split_scene(rng, heldout=False)
-        for i in range(len(W.PHRASINGS)): assert B.cell_first(W.describe(sc, i)) == (i in B.CELL_FIRST)
+        for i in range(len(W.PHRASINGS)): assert cell_first(W.describe(sc, i)) == (i in B.CELL_FIRST)
 
 def test_distinct_cells_share_no_row_or_column_word(test_base):
     from transformers import AutoTokenizer
-    assert B.distinct_words([(0, 0), (1, 2), (2, 1)]) and not B.distinct_words([(0, 0), (0, 2)]) and not B.distinct_words([(0, 1), (2, 1)])
+    assert distinct_words([(0, 0), (1, 2), (2, 1)]) and not distinct_words([(0, 0), (0, 2)]) and not distinct_words([(0, 1), (2, 1)])
     tok = AutoTokenizer.from_pretrained(test_base)
     from mmkit.train import parse_description
-    ds = B.drill_blocks(tok, steps=2, batch_size=4, seed=0, only_distinct=True)
+    ds = bind_blocks(tok, 8, 128, seed=0, only_distinct=True)
     rng = __import__("random").Random(1)
     docs = [tasks._corpus_doc(rng, "bind") for _ in range(200)]
-    kept = [d for d, (canon,) in docs if B.distinct_words(parse_description(canon))]
+    kept = [d for d, (canon,) in docs if distinct_words(parse_description(canon))]
     assert len(ds) == 8 and 0 < len(kept) < len(docs) and opens_with(ds, tok, kept[0])
 
-def test_drill_blocks_hold_only_bind_documents_and_the_asked_count(test_base):
+def test_bind_blocks_hold_only_bind_documents_and_the_asked_count(test_base):
     from transformers import AutoTokenizer
     from mmkit.train import base_tokenizer
     tok = AutoTokenizer.from_pretrained(test_base)
     assert base_tokenizer(tasks.microcosm(scale="test"), "test", "test").get_vocab() == tok.get_vocab()   # the base's own tokenizer
-    ds = B.drill_blocks(tok, steps=3, batch_size=4, seed=0)
+    ds = bind_blocks(tok, 12, 128, seed=0)
     assert len(ds) == 12 and all(len(x) == 128 and x == y for x, y in zip(ds["input_ids"], ds["labels"]))
     text = tok.decode(sum(ds["input_ids"], []))
     assert "cell holds" in text or " is in the " in text or "Q: " in text        # the bind drills' restating lines
@@ -67,7 +68,7 @@ def test_binding_probe_trains_drills_and_measures_the_look_up_curve(tmp_path):
     from mmkit.config import cache_dir
     start, = (cache_dir()/"bench-binding").glob("copy-test-test-s0-16-fp32")
     made = (start/"model"/"config.json").stat().st_mtime_ns
-    again = run(tmp_path, "--steps", "4", "--every", "1", "--items", "4", "--batch-size", "4", "--lr", "3e-3", "--cell-first-steps", "2", "--distinct",
+    again = run(tmp_path, "--steps", "4", "--every", "1", "--items", "4", "--batch-size", "4", "--lr", "3e-3", "--distinct-steps", "2", "--max-objects", "3",
                 "--json", str(out))
     assert again.returncode == 0, again.stderr[-3000:]
     assert (start/"model"/"config.json").stat().st_mtime_ns == made          # the second arm starts from the cached warm-up
@@ -75,3 +76,5 @@ def test_binding_probe_trains_drills_and_measures_the_look_up_curve(tmp_path):
     bad = run(tmp_path, "--steps", "4", "--warmup", "4")
     assert bad.returncode == 1
     assert "0 <= --warmup < --steps" in bad.stderr
+    bad = run(tmp_path, "--steps", "4", "--cell-first-steps", "1", "--distinct-steps", "1")
+    assert bad.returncode == 1 and "two curricula; give one" in bad.stderr
