@@ -379,20 +379,22 @@ def distinct_words(cells) -> bool:
     return len({r for r, _ in cells}) == len(cells) == len({c for _, c in cells})
 
 def bind_blocks(tokenizer, n: int, block_size: int = 128, seed: int = 0, only_distinct: bool = False, only_cell_first: bool = False,
-                max_objects: int = 4) -> Dataset:
+                max_objects: int = 4, only_shared: bool = False) -> Dataset:
     """`n` blocks of `block_size` tokens made only of the corpus's look-up drills (`tasks._corpus_doc(rng, "bind")`:
     a training scene in one of the world's phrasings, then each of its objects looked up once); with `only_distinct`,
     only scenes whose cells share no row or column word (`distinct_words`: mostly two-object scenes, since no four cells
-    and few triples share none); with `only_cell_first`, only descriptions that name each cell before its object
-    (`cell_first`); only scenes of at most `max_objects` objects."""
+    and few triples share none); with `only_shared`, only scenes where two cells share one (`top left` beside `top
+    right`: finding a cell means matching both words); with `only_cell_first`, only descriptions that name each cell
+    before its object (`cell_first`); only scenes of at most `max_objects` objects."""
     import random
     from mmkit import tasks
     if n < 1: raise MMKitError(f"bind_blocks: n must be >= 1, got {n}")
+    if only_distinct and only_shared: raise MMKitError("bind_blocks: only_distinct and only_shared exclude each other")
     rng, docs, tokens, need = random.Random(seed + 1), [], 0, (n + 1) * block_size
     while tokens < need:                                       # count only the new documents' tokens (one `lm_blocks` at the end)
         new = [tasks._corpus_doc(rng, "bind") for _ in range(max(64, n // 8))]
         new = [d for d, (canon,) in new for cells in [parse_description(canon)]
-               if (not only_cell_first or cell_first(d)) and (not only_distinct or distinct_words(cells))
+               if (not only_cell_first or cell_first(d)) and (not only_distinct or distinct_words(cells)) and not (only_shared and distinct_words(cells))
                and len(cells) <= max_objects]
         tokens += sum(len(x) + 1 for x in tokenizer(new, add_special_tokens=True)["input_ids"]) if new else 0
         docs += new
@@ -597,7 +599,7 @@ def continue_base(base, out, make_blocks, *, steps: int, name: str, measure=None
                   scheduler: str = "constant_with_warmup", batch_size: int = 32, block_size: int = 128, settings: dict | None = None,
                   replay_texts: list[str] | None = None) -> dict:
     """Continue the language model of the base at `base` on `make_blocks(tokenizer, n)` (a Dataset of `n` or more LM
-    blocks of `block_size`) mixed with its stage-0 corpus, for `steps` steps; save it to `out` with its stage-0 gates
+    blocks of `block_size`) mixed with its stage-0 corpus (another reshuffled pass where `steps` need more), for `steps` steps; save it to `out` with its stage-0 gates
     measured again and the record (`base.json[name]`: settings, seconds, `measure(model, processor)` before and after),
     and return that record with the new gates. `replay_texts` (the probe's documents) go to `out/REPLAY_TEXTS`: stage 2
     on that base then replays them beside its corpus, half and half (`train_stage2`), as the continuation mixed them."""
@@ -616,8 +618,9 @@ def continue_base(base, out, make_blocks, *, steps: int, name: str, measure=None
     info = read_json(base/"base.json")
     if corpus_share > 0:
         m = tasks.microcosm(seed=info.get("seed", 0), scale=info.get("scale", "default"))   # the corpus the base was built on
-        corp = lm_blocks(m["corpus"], tok, block_size).shuffle(seed=0)
-        corp = corp.select(range(min(len(corp), steps * batch_size - n_own)))
+        corp, need = lm_blocks(m["corpus"], tok, block_size), steps * batch_size - n_own
+        corp = concatenate_datasets([corp.shuffle(seed=i) for i in range(-(-need // len(corp)))])   # a pass, and more where `steps` asks for it
+        corp = corp.select(range(need))
         if "attention_mask" in ds.column_names and "attention_mask" not in corp.column_names:
             corp = corp.add_column("attention_mask", [[1] * block_size] * len(corp))
         ds = concatenate_datasets([ds, corp.cast(ds.features)]).shuffle(seed=0)

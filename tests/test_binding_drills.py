@@ -78,3 +78,36 @@ def test_binding_probe_trains_drills_and_measures_the_look_up_curve(tmp_path):
     assert "0 <= --warmup < --steps" in bad.stderr
     bad = run(tmp_path, "--steps", "4", "--cell-first-steps", "1", "--distinct-steps", "1")
     assert bad.returncode == 1 and "two curricula; give one" in bad.stderr
+
+def test_shared_drills_keep_only_scenes_whose_cells_share_a_word(test_base):
+    from transformers import AutoTokenizer
+    from mmkit.config import MMKitError
+    from mmkit.train import parse_description
+    tok = AutoTokenizer.from_pretrained(test_base)
+    ds = bind_blocks(tok, 8, 128, seed=0, only_shared=True)
+    rng = __import__("random").Random(1)                                        # bind_blocks' own stream for seed 0
+    docs = [tasks._corpus_doc(rng, "bind") for _ in range(200)]
+    kept = [d for d, (canon,) in docs if not distinct_words(parse_description(canon))]
+    assert len(ds) == 8 and 0 < len(kept) < len(docs) and opens_with(ds, tok, kept[0])
+    import pytest
+    with pytest.raises(MMKitError, match="exclude each other"): bind_blocks(tok, 8, 128, only_distinct=True, only_shared=True)
+
+def test_binding_continue_bench_continues_a_base_and_splits_the_look_up(test_base, tmp_path):
+    out, res_file = tmp_path/"cont", tmp_path/"c.json"
+    r = subprocess.run([sys.executable, str(ROOT/"bench"/"binding_continue.py"), "--base", str(test_base), "--drills", "shared",
+                        "--steps", "4", "--items", "4", "--out", str(out), "--json", str(res_file)],
+                       capture_output=True, text=True, timeout=600, env=dict(os.environ, MMKIT_PRECISION="fp32"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(res_file.read_text())
+    for when in ("before", "after"):
+        s = res[when]["split"]
+        assert 0 <= res[when]["gate"]["lookup_accuracy"] <= 1 and 0 < s["random_pick"] <= 0.5
+        assert all(s[k] is None or 0 <= s[k] <= 1 for k in ("distinct", "shared"))
+    from mmkit.config import read_json
+    info = read_json(out/"base.json")
+    assert info["binding_continue"]["steps"] == 4 and info["binding_continue"]["drills"] == "shared"
+    assert info["gates"]["stage0"]["lookup_accuracy"] == res["gates"]["lookup_accuracy"]
+    assert "[binding] shared drills, 4 steps" in r.stdout
+    bad = subprocess.run([sys.executable, str(ROOT/"bench"/"binding_continue.py"), "--base", str(tmp_path/"nowhere"), "--steps", "4"],
+                         capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 1 and "base checkpoint folder does not exist" in bad.stderr
