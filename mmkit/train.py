@@ -44,8 +44,9 @@ STAGES = {
 
 # Settings a stage accepts that its `STAGES` row leaves out, so that the default base's key (which hashes the row) stays
 # the same when one is added: off unless given (`text_before`: given by `MICROCOSM_STAGE1` since microcosm v2.5;
-# `bind_steps`: stage 0's look-up warm-up on scenes whose cells share no word, `bind_warmup`).
-OPTIONAL_SETTINGS = {"stage0": ("bind_steps",), "stage1": ("text_before", "statements_first")}
+# `bind_steps`, `bind_shared_steps`: stage 0's look-up warm-up on scenes whose cells share no word, then on scenes whose
+# cells share one, `bind_warmup`).
+OPTIONAL_SETTINGS = {"stage0": ("bind_steps", "bind_shared_steps"), "stage1": ("text_before", "statements_first")}
 
 def _number(x) -> bool: return isinstance(x, (int, float)) and not isinstance(x, bool)
 
@@ -400,15 +401,18 @@ def bind_blocks(tokenizer, n: int, block_size: int = 128, seed: int = 0, only_di
         docs += new
     return lm_blocks(docs, tokenizer, block_size).select(range(n))
 
-def bind_warmup(model, processor, out_dir, steps: int, **train_args) -> dict:
-    """Stage 0's look-up warm-up (the optional setting `bind_steps`): `steps` steps of `bind_blocks` of scenes whose
-    cells share no word, at a constant `lr` (after a 3 % ramp), after the copying warm-up and before the corpus, in
-    `out_dir`. Drills of every scene did not teach a small fp32 model to bind in 3,000 steps from the copying
-    warm-up; drills of scenes where one word finds each cell did, and carried over to scenes that share one
-    (bench/binding_drills.py, docs/results.md). Writes the look-up gate after it to `out_dir/gate.json` and returns it."""
+def bind_warmup(model, processor, out_dir, steps: int, shared: bool = False, **train_args) -> dict:
+    """Stage 0's look-up warm-up (the optional settings `bind_steps` and `bind_shared_steps`): `steps` steps of
+    `bind_blocks` of scenes whose cells share no word (with `shared`: of scenes where two cells share one), at a
+    constant `lr` (after a 3 % ramp), after the copying warm-up and before the corpus, in `out_dir`. Drills of every
+    scene did not teach a small fp32 model to bind in 3,000 steps from the copying warm-up; drills of scenes where one
+    word finds each cell did, and drills of scenes that share a word then carried the look-up to two-word keys
+    (bench/binding_drills.py, bench/binding_continue.py, docs/results.md). Writes the look-up gate after it to
+    `out_dir/gate.json` and returns it."""
     bs, block = train_args.get("batch_size", 32), train_args.get("block_size", 128)
-    ds = bind_blocks(processor.tokenizer, steps * bs, block, seed=train_args.get("seed", 0), only_distinct=True)
-    run_trainer(model, ds, default_data_collator, out_dir, stage="stage0 look-up warm-up", group=None,
+    ds = bind_blocks(processor.tokenizer, steps * bs, block, seed=train_args.get("seed", 0) + (1000 if shared else 0),
+                     only_distinct=not shared, only_shared=shared)
+    run_trainer(model, ds, default_data_collator, out_dir, stage=f"stage0 look-up warm-up{' (shared cell words)' if shared else ''}", group=None,
                 **{**train_args, "batch_size": bs, "epochs": 1, "max_steps": -1, "warmup_ratio": 0.03, "scheduler": "constant_with_warmup"})
     g = lookup_gate(model, processor); gate = {k: g[k] for k in ("lookup_accuracy", "lookup_accuracy_several", "lookup_pick_accuracy")}
     atomic_write_json(Path(out_dir)/"gate.json", gate)
@@ -423,14 +427,18 @@ def train_stage0(model, processor, texts, out_dir, **overrides):
     whole vocabulary; the default shape had only half of one after 2,000), but not from the corpus in a CPU budget,
     where copyable tokens are rare (docs/results.md). The copying gate's measures after the warm-up go to
     `out_dir/copy/gate.json`. With `bind_steps` > 0 (an `OPTIONAL_SETTINGS` entry) the look-up warm-up
-    (`bind_warmup`, folder `out_dir/bind`) follows the copying one."""
+    (`bind_warmup`, folder `out_dir/bind`) follows the copying one, and with `bind_shared_steps` > 0 its second phase
+    on scenes whose cells share a word (`out_dir/bind_shared`)."""
     a = stage_args("stage0", **overrides)
     apply_policy(model, a["policy"])
     tok, out_dir = processor.tokenizer, Path(out_dir)
     if a["copy_steps"] and not ((out_dir/"copy"/"gate.json").is_file() and last_complete_checkpoint(out_dir/"trainer")):
         copy_warmup(model, tok, out_dir/"copy", a["copy_steps"], **{**a, "lr": a["copy_lr"]})
     if a.get("bind_steps") and not ((out_dir/"bind"/"gate.json").is_file() and last_complete_checkpoint(out_dir/"trainer")):
-        bind_warmup(model, processor, out_dir/"bind", int(a["bind_steps"]), **{k: v for k, v in a.items() if k != "bind_steps"})
+        bind_warmup(model, processor, out_dir/"bind", int(a["bind_steps"]), **{k: v for k, v in a.items() if not k.startswith("bind_")})
+    if a.get("bind_shared_steps") and not ((out_dir/"bind_shared"/"gate.json").is_file() and last_complete_checkpoint(out_dir/"trainer")):
+        bind_warmup(model, processor, out_dir/"bind_shared", int(a["bind_shared_steps"]), shared=True,
+                    **{k: v for k, v in a.items() if not k.startswith("bind_")})
     ds = lm_blocks(texts, tok, a["block_size"])
     trainer = run_trainer(model, ds, default_data_collator, out_dir, stage="stage0", group=None, **a)
     return trainer.model
@@ -1103,11 +1111,12 @@ def build_base(size: str | None = None, scale: str = "default", seed: int = 0, f
             t = time.time()
             model = fn(dirs[stage])
             save_model(model, processor, done)
-            for d in (dirs[stage]/"trainer", dirs[stage]/"copy"/"trainer", dirs[stage]/"bind"/"trainer"): shutil.rmtree(d, ignore_errors=True)
+            for d in (dirs[stage]/"trainer", *(dirs[stage]/w/"trainer" for w in ("copy", "bind", "bind_shared"))): shutil.rmtree(d, ignore_errors=True)
             timings[stage] = round(time.time() - t, 1)
     gates["stage0"] = gate0(model, processor, heldout_text)
     if (dirs["stage0"]/"copy"/"gate.json").is_file(): gates["stage0"]["after_copy_warmup"] = read_json(dirs["stage0"]/"copy"/"gate.json")
-    if (dirs["stage0"]/"bind"/"gate.json").is_file(): gates["stage0"]["after_bind_warmup"] = read_json(dirs["stage0"]/"bind"/"gate.json")
+    for w, name in (("bind", "after_bind_warmup"), ("bind_shared", "after_bind_shared_warmup")):
+        if (dirs["stage0"]/w/"gate.json").is_file(): gates["stage0"][name] = read_json(dirs["stage0"]/w/"gate.json")
     if (dirs["vision"]/"probe.json").is_file(): gates["vision_probe"] = read_json(dirs["vision"]/"probe.json")
     gates["stage1"] = gate1(model, processor, n=60 if scale == "test" else 200)
     save_model(model, processor, out)

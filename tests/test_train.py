@@ -54,20 +54,25 @@ def test_stage0_copying_warm_up_runs_first_in_its_own_folder(tmp_path, fresh, mi
     assert gate["repeat_first_loss"] > 0 and 0 < gate["repeat_ratio"]
 
 def test_stage0_look_up_warm_up_follows_the_copying_one(tmp_path, fresh, micro):
-    "`bind_steps=N` (optional): N steps of look-up drills of scenes whose cells share no word, in `out/bind`, after the copying warm-up."
+    """`bind_steps=N`, `bind_shared_steps=M` (optional): N steps of look-up drills of scenes whose cells share no word, in
+    `out/bind`, after the copying warm-up, then M of scenes whose cells share one, in `out/bind_shared`."""
     from mmkit.train import base_path, bind_blocks, distinct_words, parse_description, stage_args
     model, proc = build_tiny_llava(fresh, "test")
-    train_stage0(model, proc, micro["corpus"][:40], tmp_path, block_size=64, max_steps=2, batch_size=8, copy_steps=4, bind_steps=3)
+    train_stage0(model, proc, micro["corpus"][:40], tmp_path, block_size=64, max_steps=2, batch_size=8, copy_steps=4, bind_steps=3, bind_shared_steps=2)
     last = lambda p: json.loads(p.read_text().splitlines()[-1])["step"]
-    assert (last(tmp_path/"copy"/"loss.jsonl"), last(tmp_path/"bind"/"loss.jsonl"), last(tmp_path/"loss.jsonl")) == (4, 3, 2)
-    assert (tmp_path/"copy"/"loss.jsonl").stat().st_mtime_ns <= (tmp_path/"bind"/"loss.jsonl").stat().st_mtime_ns   # copying first
-    gate = json.loads((tmp_path/"bind"/"gate.json").read_text())
-    assert set(gate) == {"lookup_accuracy", "lookup_accuracy_several", "lookup_pick_accuracy"} and all(0 <= v <= 1 for v in gate.values())
+    folders = ("copy", "bind", "bind_shared", ".")
+    assert [last(tmp_path/f/"loss.jsonl") for f in folders] == [4, 3, 2, 2]
+    times = [(tmp_path/f/"loss.jsonl").stat().st_mtime_ns for f in folders]
+    assert times == sorted(times)                                             # copying, one-word cells, shared words, the corpus
+    for f in ("bind", "bind_shared"):
+        gate = json.loads((tmp_path/f/"gate.json").read_text())
+        assert set(gate) == {"lookup_accuracy", "lookup_accuracy_several", "lookup_pick_accuracy"} and all(0 <= v <= 1 for v in gate.values())
     rng = __import__("random").Random(1)                   # the drills' own stream for seed 0: the blocks open with the first kept scene
     kept = [d for d, (canon,) in (tasks._corpus_doc(rng, "bind") for _ in range(200)) if distinct_words(parse_description(canon))]
     ds = bind_blocks(fresh, 4, 64, seed=0, only_distinct=True)
     assert len(ds) == 4 and ds[0]["input_ids"][:20] == fresh(kept[0])["input_ids"][:20]
-    assert "bind_steps" not in stage_args("stage0") and base_path("test", "test") != base_path("test", "test", stage0={"bind_steps": 3})   # off by default: the default key stays
+    assert not {"bind_steps", "bind_shared_steps"} & set(stage_args("stage0"))                  # off by default: the default key stays
+    assert base_path("test", "test") != base_path("test", "test", stage0={"bind_steps": 3}) != base_path("test", "test", stage0={"bind_steps": 3, "bind_shared_steps": 2})
 
 def test_stage1_lowers_loss_and_leaves_the_llm_bit_identical(tmp_path, micro, stage0):
     import copy
