@@ -15,12 +15,12 @@ import argparse, json
 from pathlib import Path
 from binding_drills import lookup_by_order
 from mmkit.config import MMKitError, atomic_write_json, cache_dir
-from mmkit.train import bind_blocks, continue_base, lookup_gate, precision_used
+from mmkit.train import BIND_CELLS, bind_blocks, continue_base, lookup_gate, precision_used
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", default=None, help="the base to continue (default: the default microcosm base)")
-    ap.add_argument("--drills", choices=("any", "distinct", "shared"), default="any")
+    ap.add_argument("--drills", choices=BIND_CELLS, default="any")
     ap.add_argument("--steps", type=int, default=1500); ap.add_argument("--corpus-share", type=float, default=0.5)
     ap.add_argument("--lr", type=float, default=1e-3); ap.add_argument("--seed", type=int, default=5, help="the drills' stream")
     ap.add_argument("--items", type=int, default=200, help="unseen scenes for the split look-up (each asked twice)")
@@ -31,14 +31,14 @@ def main(argv=None):
     out = Path(a.out) if a.out else cache_dir()/f"probe-binding-{a.drills}-{a.steps}-{a.corpus_share}-s{a.seed}"
     measure = lambda m, p: dict(gate={k: v for k, v in lookup_gate(m, p).items() if k in ("lookup_accuracy", "lookup_accuracy_several")},
                                 split=lookup_by_order(m, p, n=a.items))
-    blocks = lambda tok, n: bind_blocks(tok, n, 128, seed=a.seed, only_distinct=a.drills == "distinct", only_shared=a.drills == "shared")
+    blocks = lambda tok, n: bind_blocks(tok, n, 128, seed=a.seed, cells=a.drills)
     try:
         r = continue_base(a.base, out, blocks, steps=a.steps, name="binding_continue", measure=measure, corpus_share=a.corpus_share,
                           lr=a.lr, settings=dict(drills=a.drills, seed=a.seed))
     except MMKitError as e: raise SystemExit(f"binding_continue: {e}")
     g = r["gates"]
     res = dict(settings={k: v for k, v in vars(a).items() if k != "json"} | dict(precision=precision_used()), out=str(out),
-               before=r["before"], after=r["after"], seconds=r["seconds"],
+               before=r["before"], after=r["after"], seconds=r["seconds"], trained_steps=r["trained_steps"],
                gates={k: g.get(k) for k in ("lookup_accuracy", "knowledge_accuracy", "lookup_pick_accuracy", "presence_accuracy", "repeat_ratio")})
     print(f"[binding] {a.drills} drills, {a.steps} steps ({a.corpus_share:.0%} corpus), {r['seconds']:.0f} s: "
           f"look-up {r['before']['gate']['lookup_accuracy']:.0%} -> {r['after']['gate']['lookup_accuracy']:.0%}; "

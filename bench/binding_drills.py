@@ -115,9 +115,10 @@ def main(argv=None):
     print(f"[binding] {precision_used()}; after the copying warm-up ({copy_steps} steps): {repeat_gate(model, processor.tokenizer)}", flush=True)
     curve = Curve(processor, a.every, a.items, t0)
     work = cache_dir()/"bench-binding"/"drills"
-    phases = ([("cell-first drills", a.cell_first_steps, dict(only_cell_first=True, only_distinct=a.distinct))] if a.cell_first_steps else []) + \
-             ([("distinct-word drills", a.distinct_steps, dict(only_distinct=True))] if a.distinct_steps else []) + \
-             [("bind drills", a.steps - a.cell_first_steps - a.distinct_steps, dict(only_distinct=a.distinct))]
+    cells = "distinct" if a.distinct else "any"
+    phases = ([("cell-first drills", a.cell_first_steps, dict(only_cell_first=True, cells=cells))] if a.cell_first_steps else []) + \
+             ([("distinct-word drills", a.distinct_steps, dict(cells="distinct"))] if a.distinct_steps else []) + \
+             [("bind drills", a.steps - a.cell_first_steps - a.distinct_steps, dict(cells=cells))]
     for i, (stage, steps, only) in enumerate(phases):          # one flat lr across phases; the ramp only at the start
         ds = bind_blocks(processor.tokenizer, steps * a.batch_size, 128, a.seed + 1000 * i, max_objects=a.max_objects, **only)
         run_trainer(model, ds, default_data_collator, work/stage.split()[0], stage=stage, group=None, lr=a.lr, epochs=1,

@@ -402,6 +402,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'mmkit.train._rewrite_canonical': ('train.html#_rewrite_canonical', 'mmkit/train.py'),
                              'mmkit.train._scene_of': ('train.html#_scene_of', 'mmkit/train.py'),
                              'mmkit.train._truncate_log': ('train.html#_truncate_log', 'mmkit/train.py'),
+                             'mmkit.train._warmup_phase': ('train.html#_warmup_phase', 'mmkit/train.py'),
                              'mmkit.train.answer_lead_ids': ('train.html#answer_lead_ids', 'mmkit/train.py'),
                              'mmkit.train.answer_masks': ('train.html#answer_masks', 'mmkit/train.py'),
                              'mmkit.train.base_key': ('train.html#base_key', 'mmkit/train.py'),

@@ -102,13 +102,13 @@ def cmd_base(a):
     path = build_base(size=a.size, scale=a.scale, seed=a.seed, force=a.force, stage0=s0 or None, stage1=s1 or None)
     info = read_json(path/"base.json"); g0, g1 = info["gates"]["stage0"], info["gates"]["stage1"]
     print(f"base: {path}")
+    warmups = [f"{g0[k]['lookup_accuracy']:.1%} after the {what}" for k, what in
+               (("after_bind_warmup", "look-up warm-up"), ("after_bind_shared_warmup", "shared-word look-up warm-up")) if g0.get(k)]
     print(f"gate 0 (language model): held-out perplexity {g0['heldout_perplexity']:.2f}, knowledge {g0['knowledge_accuracy']:.1%}, "
           f"copying ratio {g0['repeat_ratio']:.2f}"
           + (f" ({g0['after_copy_warmup']['repeat_ratio']:.2f} after the copying warm-up)" if g0.get("after_copy_warmup") else "")
           + f", look-up {g0['lookup_accuracy']:.1%}"
-          + (f" ({g0['after_bind_warmup']['lookup_accuracy']:.1%} after the look-up warm-up" if g0.get("after_bind_warmup") else "")
-          + (f", {g0['after_bind_shared_warmup']['lookup_accuracy']:.1%} after its shared-word phase" if g0.get("after_bind_shared_warmup") else "")
-          + (")" if g0.get("after_bind_warmup") else "")
+          + (f" ({'; '.join(warmups)})" if warmups else "")
           + (f" (first-named object on {g0['lookup_first_named']:.1%} of the others)" if g0.get("lookup_first_named") is not None else "")
           + (f"; naming any object of the scene gets {g0['lookup_any_object']:.1%}" if g0.get("lookup_any_object") is not None else "")
           + (f"; the look-up as a pick-one quiz line {g0['lookup_pick_accuracy']:.1%} (a random letter {g0['lookup_pick_chance']:.1%})"

@@ -19,17 +19,17 @@ from .model import (POLICIES, SIZES, apply_policy, build_tiny_llava, cpu_eager_a
 from . import data as mdata
 
 # %% auto #0
-__all__ = ['STAGES', 'OPTIONAL_SETTINGS', 'PRECISIONS', 'GATES', 'REPLAY_TEXTS', 'IMAGE_LAYOUTS', 'BASE_FILES', 'VOCAB',
-           'MICROCOSM_STAGE1', 'VISION_SCENES', 'COPY_STEPS', 'TEMPLATE_REPEATS', 'stage_args', 'cpu_bf16_attention',
-           'bf16_available', 'precision_used', 'bf16_native', 'answer_masks', 'MMTrainer', 'last_complete_checkpoint',
-           'cxx_compiler', 'compiled_training', 'run_trainer', 'lm_blocks', 'copy_blocks', 'copy_warmup', 'cell_first',
-           'distinct_words', 'bind_blocks', 'bind_warmup', 'train_stage0', 'knowledge_probes', 'perplexity', 'greedy',
-           'repeat_gate', 'lookup_gate', 'presence_items', 'presence_gate', 'gate0', 'gate_failures', 'continue_base',
-           'CellProbe', 'cell_labels', 'probe_dataset', 'pretrain_vision', 'probe_accuracy', 'replay_blocks',
-           'cells_first_captions', 'statements_first_captions', 'text_before_image', 'train_stage1',
-           'parse_description', 'caption_scores', 'cell_questions', 'named_cells', 'gate1', 'check_base',
-           'resolve_base', 'answer_lead_ids', 'train_stage2', 'tokenizer_texts', 'tokenizer_key', 'base_tokenizer',
-           'stage_keys', 'base_key', 'base_path', 'base_shape', 'build_base']
+__all__ = ['STAGES', 'OPTIONAL_SETTINGS', 'PRECISIONS', 'BIND_CELLS', 'STAGE0_WARMUPS', 'GATES', 'REPLAY_TEXTS', 'IMAGE_LAYOUTS',
+           'BASE_FILES', 'VOCAB', 'MICROCOSM_STAGE1', 'VISION_SCENES', 'COPY_STEPS', 'TEMPLATE_REPEATS', 'stage_args',
+           'cpu_bf16_attention', 'bf16_available', 'precision_used', 'bf16_native', 'answer_masks', 'MMTrainer',
+           'last_complete_checkpoint', 'cxx_compiler', 'compiled_training', 'run_trainer', 'lm_blocks', 'copy_blocks',
+           'copy_warmup', 'cell_first', 'distinct_words', 'bind_blocks', 'bind_warmup', 'train_stage0',
+           'knowledge_probes', 'perplexity', 'greedy', 'repeat_gate', 'lookup_gate', 'presence_items', 'presence_gate',
+           'gate0', 'gate_failures', 'continue_base', 'CellProbe', 'cell_labels', 'probe_dataset', 'pretrain_vision',
+           'probe_accuracy', 'replay_blocks', 'cells_first_captions', 'statements_first_captions', 'text_before_image',
+           'train_stage1', 'parse_description', 'caption_scores', 'cell_questions', 'named_cells', 'gate1',
+           'check_base', 'resolve_base', 'answer_lead_ids', 'train_stage2', 'tokenizer_texts', 'tokenizer_key',
+           'base_tokenizer', 'stage_keys', 'base_key', 'base_path', 'base_shape', 'build_base']
 
 # %% ../nbs/05_train.ipynb #693cc043
 STAGES = {
@@ -358,17 +358,23 @@ def copy_blocks(token_ids, n: int, block_size: int = 128, seed: int = 0) -> Data
         out[i] = row[:block_size]
     return Dataset.from_dict({"input_ids": out.tolist(), "labels": out.tolist()})
 
+def _warmup_phase(model, blocks, out_dir, stage: str, ramp: float, gate, **train_args) -> dict:
+    """One stage-0 warm-up: `blocks` once at a constant `lr` after a `ramp` share, trained with `run_trainer` in
+    `out_dir` (`train_args`: a `STAGES["stage0"]` row's settings); `gate()` measured after it is written to
+    `out_dir/gate.json` and returned."""
+    run_trainer(model, blocks, default_data_collator, out_dir, stage=stage, group=None,
+                **{**train_args, "epochs": 1, "max_steps": -1, "warmup_ratio": ramp, "scheduler": "constant_with_warmup"})
+    g = gate(); atomic_write_json(Path(out_dir)/"gate.json", g)
+    return g
+
 def copy_warmup(model, tokenizer, out_dir, steps: int, **train_args) -> dict:
     """Stage 0's copying warm-up: `steps` steps of `copy_blocks` over every non-special token id at a constant `lr`
     (after a 6 % ramp), trained with `run_trainer` in `out_dir` (`train_args`: a `STAGES["stage0"]` row's settings;
     `batch_size` and `block_size` shape the blocks). Writes the copying gate after it to `out_dir/gate.json` and returns it."""
     special = set(tokenizer.all_special_ids); ids = [i for i in range(len(tokenizer)) if i not in special]
     bs, block = train_args.get("batch_size", 32), train_args.get("block_size", 128)
-    cp = copy_blocks(ids, steps * bs, block, seed=train_args.get("seed", 0))
-    run_trainer(model, cp, default_data_collator, out_dir, stage="stage0 copying warm-up", group=None,
-                **{**train_args, "batch_size": bs, "epochs": 1, "max_steps": -1, "warmup_ratio": 0.06, "scheduler": "constant_with_warmup"})
-    gate = repeat_gate(model, tokenizer); atomic_write_json(Path(out_dir)/"gate.json", gate)
-    return gate
+    return _warmup_phase(model, copy_blocks(ids, steps * bs, block, seed=train_args.get("seed", 0)), out_dir, "stage0 copying warm-up",
+                         0.06, lambda: repeat_gate(model, tokenizer), **{**train_args, "batch_size": bs})
 
 def cell_first(description: str) -> bool:
     "Whether a description names each cell before its object (the world's two phrasings that open `In the` / `At the`)."
@@ -379,24 +385,26 @@ def distinct_words(cells) -> bool:
     cells = list(cells)
     return len({r for r, _ in cells}) == len(cells) == len({c for _, c in cells})
 
-def bind_blocks(tokenizer, n: int, block_size: int = 128, seed: int = 0, only_distinct: bool = False, only_cell_first: bool = False,
-                max_objects: int = 4, only_shared: bool = False) -> Dataset:
+BIND_CELLS = ("any", "distinct", "shared")   # `bind_blocks(cells=…)`: every scene, cells no two of which share a word, or two that do
+
+def bind_blocks(tokenizer, n: int, block_size: int = 128, seed: int = 0, cells: str = "any", only_cell_first: bool = False,
+                max_objects: int = 4) -> Dataset:
     """`n` blocks of `block_size` tokens made only of the corpus's look-up drills (`tasks._corpus_doc(rng, "bind")`:
-    a training scene in one of the world's phrasings, then each of its objects looked up once); with `only_distinct`,
+    a training scene in one of the world's phrasings, then each of its objects looked up once); `cells="distinct"`:
     only scenes whose cells share no row or column word (`distinct_words`: mostly two-object scenes, since no four cells
-    and few triples share none); with `only_shared`, only scenes where two cells share one (`top left` beside `top
+    and few triples share none); `cells="shared"`: only scenes where two cells share one (`top left` beside `top
     right`: finding a cell means matching both words); with `only_cell_first`, only descriptions that name each cell
     before its object (`cell_first`); only scenes of at most `max_objects` objects."""
     import random
     from mmkit import tasks
     if n < 1: raise MMKitError(f"bind_blocks: n must be >= 1, got {n}")
-    if only_distinct and only_shared: raise MMKitError("bind_blocks: only_distinct and only_shared exclude each other")
+    if cells not in BIND_CELLS: raise MMKitError(f"bind_blocks: cells must be one of {', '.join(BIND_CELLS)}, got {cells!r}")
     rng, docs, tokens, need = random.Random(seed + 1), [], 0, (n + 1) * block_size
     while tokens < need:                                       # count only the new documents' tokens (one `lm_blocks` at the end)
         new = [tasks._corpus_doc(rng, "bind") for _ in range(max(64, n // 8))]
-        new = [d for d, (canon,) in new for cells in [parse_description(canon)]
-               if (not only_cell_first or cell_first(d)) and (not only_distinct or distinct_words(cells)) and not (only_shared and distinct_words(cells))
-               and len(cells) <= max_objects]
+        new = [d for d, (canon,) in new for found in [parse_description(canon)]
+               if (not only_cell_first or cell_first(d)) and len(found) <= max_objects
+               and (cells == "any" or distinct_words(found) == (cells == "distinct"))]
         tokens += sum(len(x) + 1 for x in tokenizer(new, add_special_tokens=True)["input_ids"]) if new else 0
         docs += new
     return lm_blocks(docs, tokenizer, block_size).select(range(n))
@@ -411,12 +419,14 @@ def bind_warmup(model, processor, out_dir, steps: int, shared: bool = False, **t
     `out_dir/gate.json` and returns it."""
     bs, block = train_args.get("batch_size", 32), train_args.get("block_size", 128)
     ds = bind_blocks(processor.tokenizer, steps * bs, block, seed=train_args.get("seed", 0) + (1000 if shared else 0),
-                     only_distinct=not shared, only_shared=shared)
-    run_trainer(model, ds, default_data_collator, out_dir, stage=f"stage0 look-up warm-up{' (shared cell words)' if shared else ''}", group=None,
-                **{**train_args, "batch_size": bs, "epochs": 1, "max_steps": -1, "warmup_ratio": 0.03, "scheduler": "constant_with_warmup"})
-    g = lookup_gate(model, processor); gate = {k: g[k] for k in ("lookup_accuracy", "lookup_accuracy_several", "lookup_pick_accuracy")}
-    atomic_write_json(Path(out_dir)/"gate.json", gate)
-    return gate
+                     cells="shared" if shared else "distinct")
+    keep = ("lookup_accuracy", "lookup_accuracy_several", "lookup_pick_accuracy")
+    return _warmup_phase(model, ds, out_dir, f"stage0 look-up warm-up{' (shared cell words)' if shared else ''}", 0.03,
+                         lambda: {k: v for k, v in lookup_gate(model, processor).items() if k in keep}, **{**train_args, "batch_size": bs})
+
+# Stage 0's warm-ups in their order: (folder under stage 0's, the setting that gives its steps, its gate's key in `base.json`).
+STAGE0_WARMUPS = (("copy", "copy_steps", "after_copy_warmup"), ("bind", "bind_steps", "after_bind_warmup"),
+                  ("bind_shared", "bind_shared_steps", "after_bind_shared_warmup"))
 
 def train_stage0(model, processor, texts, out_dir, **overrides):
     """Pretrain the language model of `model` on raw `texts`; returns the trained model (policy `stage0`).
@@ -432,13 +442,12 @@ def train_stage0(model, processor, texts, out_dir, **overrides):
     a = stage_args("stage0", **overrides)
     apply_policy(model, a["policy"])
     tok, out_dir = processor.tokenizer, Path(out_dir)
-    if a["copy_steps"] and not ((out_dir/"copy"/"gate.json").is_file() and last_complete_checkpoint(out_dir/"trainer")):
-        copy_warmup(model, tok, out_dir/"copy", a["copy_steps"], **{**a, "lr": a["copy_lr"]})
-    if a.get("bind_steps") and not ((out_dir/"bind"/"gate.json").is_file() and last_complete_checkpoint(out_dir/"trainer")):
-        bind_warmup(model, processor, out_dir/"bind", int(a["bind_steps"]), **{k: v for k, v in a.items() if not k.startswith("bind_")})
-    if a.get("bind_shared_steps") and not ((out_dir/"bind_shared"/"gate.json").is_file() and last_complete_checkpoint(out_dir/"trainer")):
-        bind_warmup(model, processor, out_dir/"bind_shared", int(a["bind_shared_steps"]), shared=True,
-                    **{k: v for k, v in a.items() if not k.startswith("bind_")})
+    run = {"copy": lambda d, n: copy_warmup(model, tok, d, n, **{**a, "lr": a["copy_lr"]}),
+           "bind": lambda d, n: bind_warmup(model, processor, d, n, **a),
+           "bind_shared": lambda d, n: bind_warmup(model, processor, d, n, shared=True, **a)}
+    for folder, setting, _ in STAGE0_WARMUPS:                  # each once: a resumed stage 0 with a checkpoint has them all
+        if a.get(setting) and not ((out_dir/folder/"gate.json").is_file() and last_complete_checkpoint(out_dir/"trainer")):
+            run[folder](out_dir/folder, int(a[setting]))
     ds = lm_blocks(texts, tok, a["block_size"])
     trainer = run_trainer(model, ds, default_data_collator, out_dir, stage="stage0", group=None, **a)
     return trainer.model
@@ -635,8 +644,8 @@ def continue_base(base, out, make_blocks, *, steps: int, name: str, measure=None
     apply_policy(model, "stage0")
     work = out.with_name(out.name + ".work"); shutil.rmtree(work, ignore_errors=True)
     t = time.time()
-    run_trainer(model, ds, default_data_collator, work, stage=name, group=None, lr=lr, epochs=1, batch_size=batch_size,
-                warmup_ratio=0.06, scheduler=scheduler)
+    trained = run_trainer(model, ds, default_data_collator, work, stage=name, group=None, lr=lr, epochs=1, batch_size=batch_size,
+                          warmup_ratio=0.06, scheduler=scheduler).state.global_step
     secs = round(time.time() - t, 1)
     after = measure(model, processor) if measure else None
     if after is not None: print("after:", after, flush=True)
@@ -644,7 +653,7 @@ def continue_base(base, out, make_blocks, *, steps: int, name: str, measure=None
     save_model(model, processor, out)
     if replay_texts: atomic_write_json(out/REPLAY_TEXTS, list(replay_texts))
     info["gates"]["stage0"] = g; info["gate_failures"] = gate_failures(info["gates"])
-    info[name] = record = dict(from_base=base.name, gates_remeasured="stage0 only (vision and stage 1: the source base's)", steps=steps,
+    info[name] = record = dict(from_base=base.name, gates_remeasured="stage0 only (vision and stage 1: the source base's)", steps=steps, trained_steps=trained,
                                lr=lr, corpus_share=corpus_share, scheduler=scheduler, seconds=secs, **(settings or {}),
                                replay_texts=len(replay_texts or []), before=before, after=after)
     atomic_write_json(out/"base.json", info)
@@ -1111,11 +1120,10 @@ def build_base(size: str | None = None, scale: str = "default", seed: int = 0, f
             t = time.time()
             model = fn(dirs[stage])
             save_model(model, processor, done)
-            for d in (dirs[stage]/"trainer", *(dirs[stage]/w/"trainer" for w in ("copy", "bind", "bind_shared"))): shutil.rmtree(d, ignore_errors=True)
+            for d in (dirs[stage]/"trainer", *(dirs[stage]/w/"trainer" for w, _, _ in STAGE0_WARMUPS)): shutil.rmtree(d, ignore_errors=True)
             timings[stage] = round(time.time() - t, 1)
     gates["stage0"] = gate0(model, processor, heldout_text)
-    if (dirs["stage0"]/"copy"/"gate.json").is_file(): gates["stage0"]["after_copy_warmup"] = read_json(dirs["stage0"]/"copy"/"gate.json")
-    for w, name in (("bind", "after_bind_warmup"), ("bind_shared", "after_bind_shared_warmup")):
+    for w, _, name in STAGE0_WARMUPS:
         if (dirs["stage0"]/w/"gate.json").is_file(): gates["stage0"][name] = read_json(dirs["stage0"]/w/"gate.json")
     if (dirs["vision"]/"probe.json").is_file(): gates["vision_probe"] = read_json(dirs["vision"]/"probe.json")
     gates["stage1"] = gate1(model, processor, n=60 if scale == "test" else 200)

@@ -37,7 +37,7 @@ def test_distinct_cells_share_no_row_or_column_word(test_base):
     assert distinct_words([(0, 0), (1, 2), (2, 1)]) and not distinct_words([(0, 0), (0, 2)]) and not distinct_words([(0, 1), (2, 1)])
     tok = AutoTokenizer.from_pretrained(test_base)
     from mmkit.train import parse_description
-    ds = bind_blocks(tok, 8, 128, seed=0, only_distinct=True)
+    ds = bind_blocks(tok, 8, 128, seed=0, cells="distinct")
     rng = __import__("random").Random(1)
     docs = [tasks._corpus_doc(rng, "bind") for _ in range(200)]
     kept = [d for d, (canon,) in docs if distinct_words(parse_description(canon))]
@@ -84,13 +84,13 @@ def test_shared_drills_keep_only_scenes_whose_cells_share_a_word(test_base):
     from mmkit.config import MMKitError
     from mmkit.train import parse_description
     tok = AutoTokenizer.from_pretrained(test_base)
-    ds = bind_blocks(tok, 8, 128, seed=0, only_shared=True)
+    ds = bind_blocks(tok, 8, 128, seed=0, cells="shared")
     rng = __import__("random").Random(1)                                        # bind_blocks' own stream for seed 0
     docs = [tasks._corpus_doc(rng, "bind") for _ in range(200)]
     kept = [d for d, (canon,) in docs if not distinct_words(parse_description(canon))]
     assert len(ds) == 8 and 0 < len(kept) < len(docs) and opens_with(ds, tok, kept[0])
     import pytest
-    with pytest.raises(MMKitError, match="exclude each other"): bind_blocks(tok, 8, 128, only_distinct=True, only_shared=True)
+    with pytest.raises(MMKitError, match="cells must be one of any, distinct, shared, got 'shard'"): bind_blocks(tok, 8, 128, cells="shard")
 
 def test_binding_continue_bench_continues_a_base_and_splits_the_look_up(test_base, tmp_path):
     out, res_file = tmp_path/"cont", tmp_path/"c.json"
@@ -105,7 +105,7 @@ def test_binding_continue_bench_continues_a_base_and_splits_the_look_up(test_bas
         assert all(s[k] is None or 0 <= s[k] <= 1 for k in ("distinct", "shared"))
     from mmkit.config import read_json
     info = read_json(out/"base.json")
-    assert info["binding_continue"]["steps"] == 4 and info["binding_continue"]["drills"] == "shared"
+    assert info["binding_continue"]["trained_steps"] == res["trained_steps"] == 4 and info["binding_continue"]["drills"] == "shared"
     assert info["gates"]["stage0"]["lookup_accuracy"] == res["gates"]["lookup_accuracy"]
     assert "[binding] shared drills, 4 steps" in r.stdout
     bad = subprocess.run([sys.executable, str(ROOT/"bench"/"binding_continue.py"), "--base", str(tmp_path/"nowhere"), "--steps", "4"],
