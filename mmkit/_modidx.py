@@ -405,6 +405,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'mmkit.train._warmup_phase': ('train.html#_warmup_phase', 'mmkit/train.py'),
                              'mmkit.train.answer_lead_ids': ('train.html#answer_lead_ids', 'mmkit/train.py'),
                              'mmkit.train.answer_masks': ('train.html#answer_masks', 'mmkit/train.py'),
+                             'mmkit.train.arithmetic_key': ('train.html#arithmetic_key', 'mmkit/train.py'),
                              'mmkit.train.base_key': ('train.html#base_key', 'mmkit/train.py'),
                              'mmkit.train.base_path': ('train.html#base_path', 'mmkit/train.py'),
                              'mmkit.train.base_shape': ('train.html#base_shape', 'mmkit/train.py'),

@@ -29,7 +29,7 @@ __all__ = ['STAGES', 'OPTIONAL_SETTINGS', 'PRECISIONS', 'BIND_CELLS', 'STAGE0_WA
            'probe_accuracy', 'replay_blocks', 'cells_first_captions', 'statements_first_captions', 'text_before_image',
            'train_stage1', 'parse_description', 'caption_scores', 'cell_questions', 'named_cells', 'gate1',
            'check_base', 'resolve_base', 'answer_lead_ids', 'train_stage2', 'tokenizer_texts', 'tokenizer_key',
-           'base_tokenizer', 'stage_keys', 'base_key', 'base_path', 'base_shape', 'build_base']
+           'base_tokenizer', 'stage_keys', 'arithmetic_key', 'base_key', 'base_path', 'base_shape', 'build_base']
 
 # %% ../nbs/05_train.ipynb #693cc043
 STAGES = {
@@ -1049,16 +1049,24 @@ def stage_keys(m: dict, size: str, scale: str, seed: int, stage0: dict, stage1: 
     from mmkit import tasks
     kt = tokenizer_key(m, size, texts)
     k0 = config_hash(dict(kt=kt, size=size, shape=SIZES.get(size), scale=scale, seed=seed, s0=STAGES["stage0"], o0=stage0,
-                          corpus=config_hash(list(m["corpus"]))))
+                          corpus=config_hash(list(m["corpus"])), **arithmetic_key()))
     kv = config_hash(dict(k0=k0, sv=STAGES["vision"], n=VISION_SCENES.get(scale, 36_000)))
     k1 = config_hash(dict(kv=kv, s1=STAGES["stage1"], o1=stage1, captions=tasks.dataset_digest(m["captions"])))
     return dict(tokenizer=kt, stage0=k0, vision=kv, stage1=k1)
+
+def arithmetic_key() -> dict:
+    """What the base keys (`stage_keys`, `base_key`) add for the arithmetic a build trains in: nothing under bf16
+    autocast, emulated or not (the keys every base so far was built under), `{"arith": "fp32"}` in fp32
+    (`MMKIT_PRECISION=fp32`, or `native` on a CPU without bf16 instructions). The look-up forms in one arithmetic and
+    not the other on the v2.5 schedule (gate 94 % in bf16, 59 % in fp32), so an fp32 build must never be found
+    under a bf16 build's folder, nor the reverse."""
+    return {} if bf16_available() else {"arith": "fp32"}
 
 def base_key(size: str, scale: str, seed: int, overrides: dict) -> dict:
     from mmkit import tasks
     return dict(size=size, scale=scale, seed=seed, stages={k: STAGES[k] for k in ("stage0", "vision", "stage1")},
                 overrides=overrides, vocab=VOCAB.get(size, 1500), tasks=tasks._source_hash(),
-                tokenizer=dict(quote_space=QUOTE_SPACE, template_repeats=TEMPLATE_REPEATS))
+                tokenizer=dict(quote_space=QUOTE_SPACE, template_repeats=TEMPLATE_REPEATS), **arithmetic_key())
 
 def _overrides(stage0=None, stage1=None, size: str = "default") -> dict:
     s0 = {**({"copy_steps": COPY_STEPS[size]} if size in COPY_STEPS else {}), **(stage0 or {})}

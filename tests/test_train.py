@@ -348,6 +348,22 @@ def test_stage_keys_cover_the_data_each_step_trains_on():
     s1 = stage_keys(m, "test", "test", 0, {}, {"lr": 1e-3})
     assert [k for k in keys if s1[k] != keys[k]] == ["stage1"]
 
+def test_base_keys_name_the_arithmetic(monkeypatch):
+    "An fp32 build and a bf16 build of the same settings get different folders at every training step; bf16 keys are unchanged."
+    from mmkit.train import stage_keys, base_path, base_key, _overrides
+    m = tasks.microcosm(scale="test")
+    got = {}
+    for p in ("fp32", "auto"):
+        monkeypatch.setenv("MMKIT_PRECISION", p)
+        got[p] = (T.bf16_available(), stage_keys(m, "test", "test", 0, {}, {}), base_path("test", "test"),
+                  base_key("test", "test", 0, _overrides(size="test")))
+    assert got["fp32"][0] is False and got["fp32"][3]["arith"] == "fp32"
+    assert got["fp32"][1]["tokenizer"] == got["auto"][1]["tokenizer"]       # the tokenizer trains no weights
+    if got["auto"][0]:                                                       # bf16 autocast runs here (emulated or not)
+        assert "arith" not in got["auto"][3] and got["fp32"][2] != got["auto"][2]
+        assert all(got["fp32"][1][k] != got["auto"][1][k] for k in ("stage0", "vision", "stage1"))
+    else: assert got["fp32"][1:] == got["auto"][1:]
+
 def test_cli_base_takes_stage_settings(test_base, capsys):
     "`mmkit base --stage0 KEY=VALUE`: another base folder with those settings in its key; a bad setting fails first."
     from mmkit.cli import main
