@@ -12,6 +12,12 @@ shape at a cell, where-is, count and count of a colour; `tasks.SCENE_YN` for is-
 as a text passage (`text·trained`), with the image (`image·trained`) and with a blank image (`blank·trained`), all
 generated and read as the run protocol reads them. That splits what fails into the wording and the modality.
 
+`--own-caption` adds a two-step form, `own caption`: the model first captions each image in stage 1's own layout
+(`mmkit.train.IMAGE_LAYOUTS["plain"]`, greedy, as the stage-1 gate does), and the first sentence of that caption (the
+description part) then stands where the true description stood in the `text` form, with no image. It is not the run
+protocol: it asks how much of the text form a model reaches from the image when it reads the image in the one form
+stage 1 taught. The captions' per-object accuracy against the true scenes is printed with it (`caption`).
+
     python bench/described_scenes.py runs/lang_only/checkpoint runs/mlan/checkpoint --scorers loglik generate
 """
 import argparse, json, random
@@ -19,6 +25,7 @@ import argparse, json, random
 from mmkit import tasks, world as W
 from mmkit.evaluate import evaluate, load_suites
 from mmkit.model import load_model
+from mmkit.train import caption_scores
 
 FORMS = ("image", "blank", "text")
 TRAINED_FORMS = ("text·trained", "image·trained", "blank·trained")
@@ -26,6 +33,23 @@ TRAINED_FORMS = ("text·trained", "image·trained", "blank·trained")
 
 def _passage(rng, sc):
     return rng.choice(tasks.PASSAGE_INTRO).format(d=W.describe(sc, rng.randrange(len(W.PHRASINGS))))
+
+
+def first_sentence(caption: str) -> str:
+    "The description part of a stage-1 caption: everything before its first statement."
+    return caption.strip().split(". ")[0].rstrip(".") + "."
+
+
+def own_caption(model, processor, items, seed=0):
+    """The items with a scene, the image dropped and the model's own caption of it (first sentence) put before the
+    question as `described` puts the true description; and `(scenes, captions)` for `caption_scores`."""
+    from mmkit.train import IMAGE_LAYOUTS, greedy
+    its = [it for it in items if it.get("image") is not None and it.get("scene")]
+    caps = greedy(model, processor, [IMAGE_LAYOUTS["plain"]("")] * len(its), images=[it["image"] for it in its], max_new_tokens=72)
+    rng, out = random.Random(f"own-caption-{seed}"), []
+    for it, cap in zip(its, caps):
+        out.append(dict(it, image=None, question=f"{rng.choice(tasks.PASSAGE_INTRO).format(d=first_sentence(cap))}\n{it['question']}"))
+    return out, ([W.Scene.from_json(it["scene"]) for it in its], [first_sentence(c) for c in caps])
 
 
 def trained_wording(items, seed=0):
@@ -76,7 +100,9 @@ def main():
     ap.add_argument("models", nargs="+", help="base folders or run checkpoints")
     ap.add_argument("--n", type=int, default=None, help="items per held-out set (default: the run protocol's)")
     ap.add_argument("--scorers", nargs="+", default=["loglik", "generate"], choices=["loglik", "generate"])
+    ap.add_argument("--forms", nargs="*", default=list(FORMS), choices=FORMS, help="which of the held-out-wording forms to score")
     ap.add_argument("--trained-wording", action="store_true", help="also ask the scenes in stage 2's own wordings (generated)")
+    ap.add_argument("--own-caption", action="store_true", help="also the two-step form: the model's own caption, then the question")
     ap.add_argument("--only-trained", action="store_true", help="only the trained-wording forms")
     ap.add_argument("--out", default=None, help="write one JSON line per model, form and scorer here as well")
     a = ap.parse_args()
@@ -85,21 +111,28 @@ def main():
         size = processor.image_processor.crop_size["height"]
         data = load_suites(tasks.VISION_SUITES, n=a.n, image_size=size)
         with_scene = {k: [it for it in v if it.get("image") is not None] for k, v in data.items()}
-        runs = [] if a.only_trained else [(scorer, form) for scorer in a.scorers for form in FORMS]
+        runs = [] if a.only_trained else [(scorer, form) for scorer in a.scorers for form in a.forms]
         if a.trained_wording or a.only_trained: runs += [("generate", form) for form in TRAINED_FORMS]
         pairs = {k: trained_wording(v) for k, v in with_scene.items()}
+        captioned, scenes, caps = {}, [], []
+        if a.own_caption:
+            runs += [(scorer, "own caption") for scorer in a.scorers]
+            for k, v in with_scene.items():
+                captioned[k], (sc, cp) = own_caption(model, processor, v); scenes += sc; caps += cp
         for scorer, form in runs:
             if form == "text": suites = {k: described(v) for k, v in with_scene.items()}
             elif form == "text·trained": suites = {k: p[0] for k, p in pairs.items() if p[0]}
             elif form.endswith("·trained"): suites = {k: p[1] for k, p in pairs.items() if p[1]}
+            elif form == "own caption": suites = captioned
             else: suites = with_scene
             m, rows = evaluate(model, processor, suites, scorer=scorer, blind=form.startswith("blank"),
-                               require_images=not form.startswith("text"), progress=False)
+                               require_images=form == "image" or form.startswith(("image·", "blank")), progress=False)
             acc = {k: round(100 * v["acc"], 1) for k, v in m["datasets"].items()}
             skills = {}
             for r in rows: skills.setdefault(r["skill"], []).append(r["correct"])
             line = dict(model=path, scorer=scorer, form=form, avg=round(sum(acc.values()) / len(acc), 1), **acc,
                         skills={k: round(100 * sum(v) / len(v), 1) for k, v in sorted(skills.items())})
+            if form == "own caption": line["caption"] = caption_scores(scenes, caps)
             print(json.dumps(line), flush=True)
             if a.out:
                 with open(a.out, "a") as f: f.write(json.dumps(line) + "\n")

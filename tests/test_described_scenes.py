@@ -55,12 +55,21 @@ def test_trained_wording_answers_are_true_and_worded_as_stage_2():
                 assert (a == "yes") == (W.relation(sc, objs[x], objs[y]) == rel), q
     assert kinds == {"shape_at", "where", "count", "count_color", "exists", "relation"}
 
+def test_own_caption_keeps_the_description_part():
+    sc = W.Scene.from_json(_items(4)["gqa"][0]["scene"])
+    cap = W.describe(sc) + " " + " ".join(W.statements(sc)[:2])
+    assert D.first_sentence(cap) == W.describe(sc)
+    assert D.first_sentence("a red circle at top left") == "a red circle at top left."
+
 def test_scores_every_form_on_a_model(test_base, tmp_path):
     out = tmp_path/"forms.jsonl"
     r = subprocess.run([sys.executable, "bench/described_scenes.py", str(test_base), "--n", "4", "--scorers", "loglik",
-                        "--trained-wording", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+                        "--trained-wording", "--own-caption", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     lines = [json.loads(l) for l in out.read_text().splitlines()]
-    assert [(l["scorer"], l["form"]) for l in lines] == [("loglik", f) for f in D.FORMS] + [("generate", f) for f in D.TRAINED_FORMS]
+    assert [(l["scorer"], l["form"]) for l in lines] == ([("loglik", f) for f in D.FORMS] + [("generate", f) for f in D.TRAINED_FORMS]
+                                                         + [("loglik", "own caption")])
+    with_scene = sum(it.get("image") is not None for its in _items(4).values() for it in its)
+    assert lines[-1]["caption"]["scenes"] == with_scene and 0 <= lines[-1]["caption"]["exact"] <= 1
     for l in lines:
         assert 0 <= l["avg"] <= 100 and l["skills"] and all(0 <= v <= 100 for v in l["skills"].values())
