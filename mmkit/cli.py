@@ -95,15 +95,15 @@ def _key_values(pairs: list[str], flag: str) -> dict:
     return out
 
 def cmd_base(a):
-    from mmkit.train import build_base, gate_failures, stage_args
+    from mmkit.train import STAGE0_WARMUPS, build_base, gate_failures, stage_args
     from mmkit.config import read_json
     s0, s1 = _key_values(a.stage0, "--stage0"), _key_values(a.stage1, "--stage1")
     stage_args("stage0", **s0); stage_args("stage1", **s1)           # unknown settings fail here, before any work
     path = build_base(size=a.size, scale=a.scale, seed=a.seed, force=a.force, stage0=s0 or None, stage1=s1 or None)
     info = read_json(path/"base.json"); g0, g1 = info["gates"]["stage0"], info["gates"]["stage1"]
     print(f"base: {path}")
-    warmups = [f"{g0[k]['lookup_accuracy']:.1%} after the {what}" for k, what in
-               (("after_bind_warmup", "look-up warm-up"), ("after_bind_shared_warmup", "shared-word look-up warm-up")) if g0.get(k)]
+    warmups = [f"{g0[k]['lookup_accuracy']:.1%} after the {what}" for _, _, k, what in STAGE0_WARMUPS
+               if g0.get(k, {}).get("lookup_accuracy") is not None]     # the look-up warm-ups (the copying one has no look-up)
     print(f"gate 0 (language model): held-out perplexity {g0['heldout_perplexity']:.2f}, knowledge {g0['knowledge_accuracy']:.1%}, "
           f"copying ratio {g0['repeat_ratio']:.2f}"
           + (f" ({g0['after_copy_warmup']['repeat_ratio']:.2f} after the copying warm-up)" if g0.get("after_copy_warmup") else "")

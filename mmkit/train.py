@@ -424,9 +424,11 @@ def bind_warmup(model, processor, out_dir, steps: int, shared: bool = False, **t
     return _warmup_phase(model, ds, out_dir, f"stage0 look-up warm-up{' (shared cell words)' if shared else ''}", 0.03,
                          lambda: {k: v for k, v in lookup_gate(model, processor).items() if k in keep}, **{**train_args, "batch_size": bs})
 
-# Stage 0's warm-ups in their order: (folder under stage 0's, the setting that gives its steps, its gate's key in `base.json`).
-STAGE0_WARMUPS = (("copy", "copy_steps", "after_copy_warmup"), ("bind", "bind_steps", "after_bind_warmup"),
-                  ("bind_shared", "bind_shared_steps", "after_bind_shared_warmup"))
+# Stage 0's warm-ups in their order: (folder under stage 0's, the setting that gives its steps, its gate's key in
+# `base.json`, what `mmkit base` calls it).
+STAGE0_WARMUPS = (("copy", "copy_steps", "after_copy_warmup", "copying warm-up"),
+                  ("bind", "bind_steps", "after_bind_warmup", "look-up warm-up"),
+                  ("bind_shared", "bind_shared_steps", "after_bind_shared_warmup", "shared-word look-up warm-up"))
 
 def train_stage0(model, processor, texts, out_dir, **overrides):
     """Pretrain the language model of `model` on raw `texts`; returns the trained model (policy `stage0`).
@@ -445,7 +447,7 @@ def train_stage0(model, processor, texts, out_dir, **overrides):
     run = {"copy": lambda d, n: copy_warmup(model, tok, d, n, **{**a, "lr": a["copy_lr"]}),
            "bind": lambda d, n: bind_warmup(model, processor, d, n, **a),
            "bind_shared": lambda d, n: bind_warmup(model, processor, d, n, shared=True, **a)}
-    for folder, setting, _ in STAGE0_WARMUPS:                  # each once: a resumed stage 0 with a checkpoint has them all
+    for folder, setting, _, _ in STAGE0_WARMUPS:                  # each once: a resumed stage 0 with a checkpoint has them all
         if a.get(setting) and not ((out_dir/folder/"gate.json").is_file() and last_complete_checkpoint(out_dir/"trainer")):
             run[folder](out_dir/folder, int(a[setting]))
     ds = lm_blocks(texts, tok, a["block_size"])
@@ -1128,10 +1130,10 @@ def build_base(size: str | None = None, scale: str = "default", seed: int = 0, f
             t = time.time()
             model = fn(dirs[stage])
             save_model(model, processor, done)
-            for d in (dirs[stage]/"trainer", *(dirs[stage]/w/"trainer" for w, _, _ in STAGE0_WARMUPS)): shutil.rmtree(d, ignore_errors=True)
+            for d in (dirs[stage]/"trainer", *(dirs[stage]/w/"trainer" for w, *_ in STAGE0_WARMUPS)): shutil.rmtree(d, ignore_errors=True)
             timings[stage] = round(time.time() - t, 1)
     gates["stage0"] = gate0(model, processor, heldout_text)
-    for w, _, name in STAGE0_WARMUPS:
+    for w, _, name, _ in STAGE0_WARMUPS:
         if (dirs["stage0"]/w/"gate.json").is_file(): gates["stage0"][name] = read_json(dirs["stage0"]/w/"gate.json")
     if (dirs["vision"]/"probe.json").is_file(): gates["vision_probe"] = read_json(dirs["vision"]/"probe.json")
     gates["stage1"] = gate1(model, processor, n=60 if scale == "test" else 200)
