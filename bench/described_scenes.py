@@ -31,10 +31,6 @@ FORMS = ("image", "blank", "text")
 TRAINED_FORMS = ("text·trained", "image·trained", "blank·trained")
 
 
-def _passage(rng, sc):
-    return rng.choice(tasks.PASSAGE_INTRO).format(d=W.describe(sc, rng.randrange(len(W.PHRASINGS))))
-
-
 def first_sentence(caption: str) -> str:
     "The description part of a stage-1 caption: everything before its first statement."
     return caption.strip().split(". ")[0].rstrip(".") + "."
@@ -80,7 +76,7 @@ def trained_wording(items, seed=0):
         else: continue
         q = W.fix_articles(f"{q} {rng.choice(tasks.SHORT_SUFFIX if at == 'short' else tasks.YN_SUFFIX)}")
         base = dict(it, answer=a, answer_type=at, choices=[], skill=kind)
-        text.append(dict(base, image=None, question=f"{_passage(rng, sc)}\n{q}"))
+        text.append(dict(base, image=None, question=f"{tasks._passage(rng, sc)}\n{q}"))
         image.append(dict(base, question=q))
     return text, image
 
@@ -91,7 +87,7 @@ def described(items, seed=0):
     for it in items:
         if it.get("image") is None or not it.get("scene"): continue
         sc = W.Scene.from_json(it["scene"])
-        out.append(dict(it, image=None, question=f"{_passage(rng, sc)}\n{it['question']}"))
+        out.append(dict(it, image=None, question=f"{tasks._passage(rng, sc)}\n{it['question']}"))
     return out
 
 
@@ -106,33 +102,38 @@ def main():
     ap.add_argument("--only-trained", action="store_true", help="only the trained-wording forms")
     ap.add_argument("--out", default=None, help="write one JSON line per model, form and scorer here as well")
     a = ap.parse_args()
+    held = {}                                                     # the held-out sets, built once per image size
     for path in a.models:
         model, processor = load_model(path)
         size = processor.image_processor.crop_size["height"]
-        data = load_suites(tasks.VISION_SUITES, n=a.n, image_size=size)
-        with_scene = {k: [it for it in v if it.get("image") is not None] for k, v in data.items()}
-        runs = [] if a.only_trained else [(scorer, form) for scorer in a.scorers for form in a.forms]
-        if a.trained_wording or a.only_trained: runs += [("generate", form) for form in TRAINED_FORMS]
-        pairs = {k: trained_wording(v) for k, v in with_scene.items()}
-        captioned, scenes, caps = {}, [], []
+        if size not in held:
+            data = load_suites(tasks.VISION_SUITES, n=a.n, image_size=size)
+            held[size] = {k: [it for it in v if it.get("image") is not None] for k, v in data.items()}
+        with_scene = held[size]
+        forms = {form: {k: described(v) for k, v in with_scene.items()} if form == "text" else with_scene
+                 for form in ([] if a.only_trained else a.forms)}
+        if a.trained_wording or a.only_trained:
+            pairs = {k: trained_wording(v) for k, v in with_scene.items()}
+            forms.update({"text·trained": {k: p[0] for k, p in pairs.items() if p[0]},
+                          "image·trained": {k: p[1] for k, p in pairs.items() if p[1]}})
+            forms["blank·trained"] = forms["image·trained"]
         if a.own_caption:
-            runs += [(scorer, "own caption") for scorer in a.scorers]
+            forms["own caption"], scenes, caps = {}, [], []
             for k, v in with_scene.items():
-                captioned[k], (sc, cp) = own_caption(model, processor, v); scenes += sc; caps += cp
+                forms["own caption"][k], (sc, cp) = own_caption(model, processor, v); scenes += sc; caps += cp
+            captions = caption_scores(scenes, caps)
+        runs = [(scorer, form) for scorer in a.scorers for form in FORMS if form in forms]
+        runs += [("generate", form) for form in TRAINED_FORMS if form in forms]
+        runs += [(scorer, "own caption") for scorer in a.scorers if "own caption" in forms]
         for scorer, form in runs:
-            if form == "text": suites = {k: described(v) for k, v in with_scene.items()}
-            elif form == "text·trained": suites = {k: p[0] for k, p in pairs.items() if p[0]}
-            elif form.endswith("·trained"): suites = {k: p[1] for k, p in pairs.items() if p[1]}
-            elif form == "own caption": suites = captioned
-            else: suites = with_scene
-            m, rows = evaluate(model, processor, suites, scorer=scorer, blind=form.startswith("blank"),
+            m, rows = evaluate(model, processor, forms[form], scorer=scorer, blind=form.startswith("blank"),
                                require_images=form == "image" or form.startswith(("image·", "blank")), progress=False)
             acc = {k: round(100 * v["acc"], 1) for k, v in m["datasets"].items()}
             skills = {}
             for r in rows: skills.setdefault(r["skill"], []).append(r["correct"])
             line = dict(model=path, scorer=scorer, form=form, avg=round(sum(acc.values()) / len(acc), 1), **acc,
                         skills={k: round(100 * sum(v) / len(v), 1) for k, v in sorted(skills.items())})
-            if form == "own caption": line["caption"] = caption_scores(scenes, caps)
+            if form == "own caption": line["caption"] = captions
             print(json.dumps(line), flush=True)
             if a.out:
                 with open(a.out, "a") as f: f.write(json.dumps(line) + "\n")
